@@ -1,0 +1,1 @@
+"""Unified identity authentication and single sign-on for online government services."""

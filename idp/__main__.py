@@ -1,0 +1,5 @@
+"""`python -m idp`: the operator CLI."""
+
+from idp.cli import main
+
+main()

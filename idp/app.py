@@ -1,0 +1,146 @@
+"""Composition root: `create_app(settings)` builds storage, services and the Authlib server per app."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from idp.domain.assurance import AssuranceLadder
+from idp.protocol.discovery import build_metadata, encode_document
+from idp.protocol.server import build_server
+from idp.services.authorization_codes import AuthorizationCodeService
+from idp.services.clients import ClientService
+from idp.services.consent import ConsentService
+from idp.services.logout import LogoutService
+from idp.services.outbound import OutboundHttp
+from idp.services.passwords import PasswordHashing
+from idp.services.persons import PersonService
+from idp.services.provider import ProviderServices
+from idp.services.signing_keys import SigningKeyService
+from idp.services.sso_sessions import SsoSessionService
+from idp.services.tokens import TokenService
+from idp.settings import ROOT, Settings
+from idp.store.db import build_engine, build_sessionmaker
+from idp.store.ephemeral import build_ephemeral_store
+from idp.store.key_encryption import KeyEncryptor, load_or_create_kek
+from idp.web import api, authorize, consent, discovery, home, login, logout
+from idp.web.context import WebContext
+from idp.web.i18n import init_i18n
+from idp.web.security import install_security
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 64 * 1024
+
+
+def build_services(settings: Settings) -> ProviderServices:
+    """Everything below the web layer, wired once; shared by the app and the CLI."""
+    engine = build_engine(settings.database_url)
+    sessions = build_sessionmaker(engine)
+    ephemeral = build_ephemeral_store(engine, settings.redis_url, settings.redis_prefix)
+    encryptor = KeyEncryptor(load_or_create_kek(settings.key_encryption_key, Path(settings.key_dir)))
+    keys = SigningKeyService(
+        sessions,
+        encryptor,
+        overlap_seconds=settings.key_rotation_overlap,
+        retention_seconds=max(settings.access_token_ttl, settings.id_token_ttl) + 300,
+        cache_seconds=settings.key_cache_seconds,
+    )
+    clients = ClientService(
+        sessions, encryptor.derive("client-secret-digest"), cache_seconds=settings.client_cache_seconds
+    )
+    hashing = PasswordHashing(time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib)
+    sso = SsoSessionService(ephemeral, settings.session_ttl)
+    tokens = TokenService(sessions, grace_seconds=settings.refresh_grace_seconds)
+    return ProviderServices(
+        issuer=settings.issuer,
+        ephemeral=ephemeral,
+        clients=clients,
+        persons=PersonService(sessions, hashing, encryptor),
+        sso=sso,
+        codes=AuthorizationCodeService(ephemeral, settings.code_ttl),
+        tokens=tokens,
+        consent=ConsentService(sessions),
+        keys=keys,
+        logout=LogoutService(
+            issuer=settings.issuer,
+            sessions=sessions,
+            sso=sso,
+            tokens=tokens,
+            clients=clients,
+            keys=keys,
+            outbound=OutboundHttp(allow_private_network=settings.allow_private_network),
+            max_attempts=settings.logout_max_attempts,
+        ),
+    )
+
+
+def create_app(settings: Settings | None = None, services: ProviderServices | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    services = services or build_services(settings)
+    services.keys.ensure_keys()
+    app = Flask("idp", template_folder=str(ROOT / "templates"))
+    app.config.update(
+        SECRET_KEY=services_secret(settings),
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        SESSION_COOKIE_NAME="idp_csrf",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_SSL_STRICT=False,
+    )
+    ladder = AssuranceLadder()
+    server = build_server(
+        services,
+        token_endpoint=f"{settings.issuer}/token",
+        access_ttl=settings.access_token_ttl,
+        id_token_ttl=settings.id_token_ttl,
+        refresh_ttl=settings.refresh_token_ttl,
+    )
+    app.extensions["idp"] = WebContext(
+        settings=settings,
+        services=services,
+        server=server,
+        ladder=ladder,
+        discovery=encode_document(build_metadata(settings.issuer, ladder.levels)),
+    )
+    csrf = CSRFProtect(app)
+    for blueprint in (authorize.bp, login.bp, consent.bp, logout.bp, api.bp, discovery.bp, home.bp):
+        app.register_blueprint(blueprint)
+    for blueprint in (api.bp, discovery.bp):
+        csrf.exempt(blueprint)
+    csrf.exempt("idp.web.logout.end_session")  # RP-initiated GET/POST; confirmation form is protected
+    csrf.exempt("idp.web.authorize.authorize")  # OIDC Core §3.1.2.1 allows POST from the client
+    init_i18n(app, settings.default_locale)
+    install_security(app)
+    if settings.logout_worker:
+        start_logout_worker(services)
+    return app
+
+
+def services_secret(settings: Settings) -> bytes:
+    """The Flask secret (CSRF tokens) is derived from the key-encryption key, the same on every node."""
+    kek = load_or_create_kek(settings.key_encryption_key, Path(settings.key_dir))
+    return KeyEncryptor(kek).derive("flask-secret-key")
+
+
+def start_logout_worker(services: ProviderServices, interval: float = 1.0) -> threading.Thread:
+    """Deliver back-channel logouts in the background (used by `make run`; production runs the CLI)."""
+
+    def loop() -> None:
+        while True:
+            try:
+                services.logout.deliver_due()
+            except Exception:  # noqa: BLE001 - keep the worker alive, log the failure
+                log.exception("logout delivery failed")
+            stop.wait(interval)
+
+    stop = threading.Event()
+    thread = threading.Thread(target=loop, name="logout-worker", daemon=True)
+    thread.start()
+    return thread

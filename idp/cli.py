@@ -1,0 +1,188 @@
+"""Operator CLI (composition root): migrate, provision, create-client, create-person, rotate-keys,
+deliver-logouts, serve. Run as `python -m idp <command>`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from idp.services.clients import ClientMetadataError
+from idp.services.persons import PersonError
+from idp.services.provider import ProviderServices
+from idp.settings import Settings
+from idp.store.migrate import upgrade_database
+
+
+def _services(settings: Settings) -> ProviderServices:
+    from idp.app import build_services
+
+    return build_services(settings)
+
+
+@click.group()
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Unified identity authentication provider: operator commands."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        ctx.obj = Settings.from_env()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@cli.command()
+@click.pass_obj
+def migrate(settings: Settings) -> None:
+    """Bring the database schema up to date (Alembic upgrade head)."""
+    upgrade_database(settings.database_url)
+    click.echo("database is up to date")
+
+
+def provision_document(services: ProviderServices, document: Any) -> list[str]:
+    """Create or update clients and persons from one JSON document; idempotent. Returns printable lines."""
+    if not isinstance(document, dict):
+        raise click.ClickException("the document must be a JSON object with 'clients' and/or 'persons'")
+    unknown = set(document) - {"clients", "persons"}
+    if unknown:
+        raise click.ClickException(f"unknown top-level keys: {', '.join(sorted(unknown))}")
+    lines: list[str] = []
+    for index, metadata in enumerate(document.get("clients", [])):
+        if not isinstance(metadata, dict):
+            raise click.ClickException(f"clients[{index}] must be an object")
+        try:
+            client, secret = services.clients.register(metadata)
+        except ClientMetadataError as exc:
+            raise click.ClickException(f"clients[{index}]: {exc}") from None
+        lines.append(f"client {client.client_id}" + (f" secret={secret}" if secret else ""))
+    for index, data in enumerate(document.get("persons", [])):
+        if not isinstance(data, dict):
+            raise click.ClickException(f"persons[{index}] must be an object")
+        try:
+            person = services.persons.upsert(data)
+        except PersonError as exc:
+            raise click.ClickException(f"persons[{index}]: {exc}") from None
+        lines.append(f"person {person.username}")
+    return lines
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def provision(settings: Settings, file: Path) -> None:
+    """Create or update clients and persons from FILE.json (RFC 7591 client metadata names)."""
+    try:
+        document = json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{file} is not valid JSON: {exc}") from None
+    for line in provision_document(_services(settings), document):
+        click.echo(line)
+
+
+@cli.command("create-client")
+@click.option("--client-id", required=True)
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--post-logout-redirect-uri", "post_logout", multiple=True)
+@click.option("--backchannel-logout-uri")
+@click.option("--grant-type", "grant_types", multiple=True, default=("authorization_code", "refresh_token"))
+@click.option("--auth-method", default="client_secret_basic")
+@click.option("--scope", default="openid profile")
+@click.option("--name", "client_name", default="")
+@click.option("--first-party", is_flag=True)
+@click.option("--access-token-format", default="jwt", type=click.Choice(["jwt", "opaque"]))
+@click.option("--id-token-alg", default="RS256", type=click.Choice(["RS256", "ES256"]))
+@click.pass_obj
+def create_client(settings: Settings, **options: Any) -> None:
+    """Register (or update) one client; a generated secret is printed once."""
+    metadata: dict[str, Any] = {
+        "client_id": options["client_id"],
+        "client_name": options["client_name"] or options["client_id"],
+        "redirect_uris": list(options["redirect_uris"]),
+        "post_logout_redirect_uris": list(options["post_logout"]),
+        "grant_types": list(options["grant_types"]),
+        "token_endpoint_auth_method": options["auth_method"],
+        "scope": options["scope"],
+        "first_party": options["first_party"],
+        "access_token_format": options["access_token_format"],
+        "id_token_signed_response_alg": options["id_token_alg"],
+    }
+    if options["backchannel_logout_uri"]:
+        metadata["backchannel_logout_uri"] = options["backchannel_logout_uri"]
+    if "authorization_code" not in metadata["grant_types"]:
+        metadata["response_types"] = []
+    for line in provision_document(_services(settings), {"clients": [metadata]}):
+        click.echo(line)
+
+
+@cli.command("create-person")
+@click.option("--username", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--name")
+@click.option("--id-number")
+@click.option("--email")
+@click.option("--phone-number")
+@click.pass_obj
+def create_person(settings: Settings, **options: Any) -> None:
+    """Create (or update) one person with a local password."""
+    data = {k: v for k, v in options.items() if v is not None}
+    for line in provision_document(_services(settings), {"persons": [data]}):
+        click.echo(line)
+
+
+@cli.command("rotate-keys")
+@click.option("--alg", type=click.Choice(["RS256", "ES256"]), default=None, help="Only this algorithm.")
+@click.pass_obj
+def rotate_keys(settings: Settings, alg: str | None) -> None:
+    """Publish new signing keys now; they sign after the overlap; old keys stay published until expiry."""
+    services = _services(settings)
+    services.keys.ensure_keys()
+    for kid in services.keys.rotate(alg):
+        click.echo(f"new key {kid}")
+
+
+@cli.command("list-keys")
+@click.pass_obj
+def list_keys(settings: Settings) -> None:
+    """Show every signing key and its state."""
+    for key in _services(settings).keys.list_keys():
+        click.echo(json.dumps(key, sort_keys=True))
+
+
+@cli.command("deliver-logouts")
+@click.option("--loop", is_flag=True, help="Keep delivering until interrupted.")
+@click.option("--interval", default=1.0, show_default=True)
+@click.pass_obj
+def deliver_logouts(settings: Settings, loop: bool, interval: float) -> None:
+    """Deliver queued back-channel logout tokens (retries with backoff)."""
+    services = _services(settings)
+    while True:
+        delivered, failed = services.logout.deliver_due()
+        click.echo(f"delivered={delivered} failed={failed}")
+        if not loop:
+            return
+        time.sleep(interval)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+@click.pass_obj
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Serve the provider with the development server (production: gunicorn wsgi:app)."""
+    from werkzeug.serving import run_simple
+
+    from idp.app import create_app
+
+    run_simple(host, port, create_app(settings), threaded=True)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)

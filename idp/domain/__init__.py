@@ -1,0 +1,1 @@
+"""Pure domain: persons, clients, sessions, identifiers; stdlib only."""

@@ -1,0 +1,25 @@
+"""Levels of assurance (acr) and how they compare; names configurable, order is strength."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LOA1 = "urn:cn:gov:loa:1"  # self-registered, password only
+LOA2 = "urn:cn:gov:loa:2"  # real-name verified identity, password
+LOA3 = "urn:cn:gov:loa:3"  # level 2 plus a second factor
+
+
+@dataclass(frozen=True)
+class AssuranceLadder:
+    levels: tuple[str, ...] = (LOA1, LOA2, LOA3)
+
+    def rank(self, acr: str | None) -> int:
+        return self.levels.index(acr) if acr in self.levels else -1
+
+    def required(self, acr_values: tuple[str, ...]) -> str | None:
+        """The weakest known level among the requested ones (acr_values are alternatives), or None."""
+        known = [a for a in acr_values if a in self.levels]
+        return min(known, key=self.rank) if known else None
+
+    def satisfies(self, have: str | None, required: str | None) -> bool:
+        return required is None or self.rank(have) >= self.rank(required)

@@ -1,0 +1,104 @@
+"""Frozen values that cross layers: clients, persons, sessions, grants, tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Client:
+    """A registered platform (OIDC relying party)."""
+
+    client_id: str
+    client_name: str
+    token_endpoint_auth_method: str
+    redirect_uris: tuple[str, ...] = ()
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    grant_types: tuple[str, ...] = ("authorization_code", "refresh_token")
+    response_types: tuple[str, ...] = ("code",)
+    scope: tuple[str, ...] = ("openid", "profile")
+    id_token_signed_response_alg: str = "RS256"
+    access_token_format: str = "jwt"  # "jwt" (RFC 9068) or "opaque"
+    first_party: bool = False
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = True
+    jwks: dict | None = None  # for private_key_jwt
+    secret_digest: str | None = None
+    disabled: bool = False
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
+
+
+@dataclass(frozen=True)
+class Person:
+    """A natural person (自然人) as the provider knows them."""
+
+    id: str
+    username: str
+    name: str | None = None
+    email: str | None = None
+    email_verified: bool = False
+    phone_number: str | None = None
+    id_number_masked: str | None = None
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class SsoSession:
+    """One browser's single-sign-on session."""
+
+    sid: str
+    person_id: str
+    auth_time: int
+    acr: str
+    amr: tuple[str, ...]
+    created_at: int
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    """Who a token is for and how they authenticated; carried from code to tokens to refresh."""
+
+    person_id: str | None
+    grant_id: str
+    sid: str | None = None
+    auth_time: int | None = None
+    acr: str | None = None
+    amr: tuple[str, ...] = ()
+    nonce: str | None = None
+    claims: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class CodeGrant:
+    """What an authorization code stands for (stored in the ephemeral store, never the code itself)."""
+
+    client_id: str
+    redirect_uri: str
+    scope: str
+    code_challenge: str
+    context: AuthContext
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """An issued token as looked up by its digest."""
+
+    kind: str
+    client_id: str
+    person_id: str | None
+    scope: str
+    grant_id: str
+    sid: str | None
+    auth_time: int | None
+    acr: str | None
+    amr: tuple[str, ...]
+    issued_at: int
+    expires_at: int
+    revoked_at: int | None
+    rotated_at: int | None
+
+    def is_active(self, now: float) -> bool:
+        return self.revoked_at is None and self.expires_at > now

@@ -1,0 +1,1 @@
+"""OAuth 2.0 / OpenID Connect wiring on top of Authlib."""

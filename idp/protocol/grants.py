@@ -1,0 +1,127 @@
+"""Token-endpoint grants: authorization_code (atomic, reuse revokes), refresh_token (rotation), client_credentials."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidScopeError, grants
+
+from idp.domain.models import AuthContext, CodeGrant, TokenRecord
+from idp.services.authorization_codes import CodeReused
+from idp.services.provider import ProviderServices
+from idp.services.tokens import RefreshRejected
+
+TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+
+
+class RedeemedCode:
+    """AuthorizationCodeMixin over a redeemed CodeGrant."""
+
+    def __init__(self, grant: CodeGrant) -> None:
+        self.grant = grant
+        self.code_challenge = grant.code_challenge
+        self.code_challenge_method = "S256"
+
+    def get_redirect_uri(self) -> str:
+        return self.grant.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.grant.scope
+
+    def get_nonce(self) -> str | None:
+        return self.grant.context.nonce
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
+    services: ProviderServices  # set on the subclass built per app
+
+    def query_authorization_code(self, code: str, client: Any) -> RedeemedCode | None:
+        # DESIGN trap: consume here, atomically; a reused code revokes what it issued (RFC 6749 §4.1.2).
+        try:
+            grant = self.services.codes.redeem(code)
+        except CodeReused as reused:
+            self.services.tokens.revoke_grant(reused.grant_id)
+            return None
+        except KeyError:
+            return None
+        if grant.client_id != client.client_id:
+            return None
+        return RedeemedCode(grant)
+
+    def delete_authorization_code(self, authorization_code: RedeemedCode) -> None:
+        """Already consumed in query_authorization_code."""
+
+    def save_authorization_code(self, code: str, request: Any) -> None:  # pragma: no cover
+        raise NotImplementedError("codes are issued by idp.web.authorize")
+
+    def authenticate_user(self, authorization_code: RedeemedCode) -> AuthContext:
+        return authorization_code.grant.context
+
+
+class RefreshCredential:
+    """The refresh token presented, as Authlib expects it."""
+
+    def __init__(self, token: str, record: TokenRecord) -> None:
+        self.token = token
+        self.record = record
+
+    def check_client(self, client: Any) -> bool:
+        return bool(self.record.client_id == client.client_id)
+
+    def get_scope(self) -> str:
+        return self.record.scope
+
+    def is_expired(self) -> bool:
+        return False
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True  # rotate on every use
+    services: ProviderServices
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshCredential | None:
+        record = self.services.tokens.find(refresh_token)
+        if record is None or record.kind != "refresh":
+            return None
+        return RefreshCredential(refresh_token, record)
+
+    def authenticate_user(self, credential: RefreshCredential) -> AuthContext:
+        # Rotation happens here, after every validation, in one conditional UPDATE.
+        try:
+            record = self.services.tokens.claim_refresh(credential.token, credential.record.client_id)
+        except RefreshRejected:
+            raise InvalidGrantError(
+                "The refresh token is invalid, expired, revoked or already used."
+            ) from None
+        if record.sid and not self.services.sso.is_active(record.sid):
+            self.services.tokens.revoke_grant(record.grant_id)
+            raise InvalidGrantError("The session of this refresh token has ended.")
+        return AuthContext(
+            person_id=record.person_id,
+            grant_id=record.grant_id,
+            sid=record.sid,
+            auth_time=record.auth_time,
+            acr=record.acr,
+            amr=record.amr,
+        )
+
+    def revoke_old_credential(self, refresh_token: RefreshCredential) -> None:
+        """Already marked rotated in authenticate_user."""
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        requested = (self.request.payload.scope or "").split()
+        allowed = set(self.request.client.client.scope)
+        if not set(requested) <= allowed or "openid" in requested:
+            raise InvalidScopeError("The client may not request this scope.")
+
+
+def new_grant_id() -> str:
+    return secrets.token_urlsafe(16)

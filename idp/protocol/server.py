@@ -1,0 +1,76 @@
+"""The Authlib authorization server, built once per app: grants, client authentication, endpoints."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+
+from idp.domain.models import AuthContext
+from idp.protocol.client_auth import PrivateKeyJwt
+from idp.protocol.clients import OAuthClient
+from idp.protocol.endpoints import TokenIntrospection, TokenRevocation
+from idp.protocol.grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    RefreshTokenGrant,
+    new_grant_id,
+)
+from idp.protocol.oidc import IdTokenIssuer
+from idp.protocol.pkce import RequireS256
+from idp.protocol.token_format import TokenFactory
+from idp.services.provider import ProviderServices
+
+
+class ProviderServer(AuthorizationServer):
+    """Holds no per-request state; safe to share across threads."""
+
+    def __init__(self, services: ProviderServices, *, refresh_ttl: int) -> None:
+        super().__init__()
+        self.services = services
+        self._refresh_ttl = refresh_ttl
+
+    def query_client(self, client_id: str) -> OAuthClient | None:
+        if not isinstance(client_id, str) or not client_id or len(client_id) > 128:
+            return None
+        client = self.services.clients.get(client_id)
+        return OAuthClient(client, self.services.clients.verify_secret) if client is not None else None
+
+    def save_token(self, token: dict[str, Any], request: Any) -> None:
+        """Store SHA-256 digests only (never the tokens), tied to the grant they belong to."""
+        now = int(time.time())
+        context = request.user if isinstance(request.user, AuthContext) else AuthContext(None, new_grant_id())
+        refresh = token.get("refresh_token")
+        self.services.tokens.save(
+            client_id=request.client.client_id,
+            scope=token.get("scope", ""),
+            context=context,
+            access_token=token["access_token"],
+            access_expires_at=now + int(token["expires_in"]),
+            refresh_token=refresh,
+            refresh_expires_at=now + self._refresh_ttl if refresh else None,
+        )
+
+
+def build_server(
+    services: ProviderServices, *, token_endpoint: str, access_ttl: int, id_token_ttl: int, refresh_ttl: int
+) -> ProviderServer:
+    server = ProviderServer(services, refresh_ttl=refresh_ttl)
+    server.register_token_generator(
+        "default", TokenFactory(issuer=services.issuer, keys=services.keys, access_ttl=access_ttl)
+    )
+    server.register_client_auth_method(
+        PrivateKeyJwt.CLIENT_AUTH_METHOD,
+        PrivateKeyJwt(
+            services.issuer, token_endpoint, lambda key, ttl: services.ephemeral.add(key, "1", ttl)
+        ),
+    )
+    code_grant = type("CodeGrant", (AuthorizationCodeGrant,), {"services": services})
+    refresh_grant = type("RefreshGrant", (RefreshTokenGrant,), {"services": services})
+    server.register_grant(code_grant, [RequireS256(), IdTokenIssuer(services, id_token_ttl)])
+    server.register_grant(refresh_grant)
+    server.register_grant(ClientCredentialsGrant)
+    server.register_endpoint(type("Revocation", (TokenRevocation,), {"services": services}))
+    server.register_endpoint(type("Introspection", (TokenIntrospection,), {"services": services}))
+    return server

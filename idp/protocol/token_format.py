@@ -1,0 +1,79 @@
+"""Access-token formats: JWT per RFC 9068 (typ at+jwt) or opaque, chosen per client; refresh tokens opaque."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from joserfc import jwt
+
+from idp.domain.models import AuthContext
+from idp.protocol.clients import OAuthClient
+from idp.services.signing_keys import SigningKeyService
+
+ACCESS_TOKEN_ALG = "RS256"
+
+
+class TokenFactory:
+    """Authlib token generator: `(grant_type, client, user, scope, expires_in, include_refresh_token)`."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        keys: SigningKeyService,
+        access_ttl: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._issuer = issuer
+        self._keys = keys
+        self._access_ttl = access_ttl
+        self._clock = clock
+
+    def __call__(
+        self,
+        grant_type: str,
+        client: OAuthClient,
+        user: AuthContext | None = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        ttl = expires_in or self._access_ttl
+        if client.client.access_token_format == "opaque":
+            access_token = secrets.token_urlsafe(32)
+        else:
+            access_token = self.encode_jwt_access_token(client.client_id, user, scope or "", ttl)
+        token: dict[str, Any] = {"token_type": "Bearer", "access_token": access_token, "expires_in": ttl}
+        if scope:
+            token["scope"] = scope
+        if include_refresh_token:
+            token["refresh_token"] = secrets.token_urlsafe(32)
+        return token
+
+    def encode_jwt_access_token(self, client_id: str, user: AuthContext | None, scope: str, ttl: int) -> str:
+        """RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti; plus scope, sid, acr, amr, auth_time."""
+        now = int(self._clock())
+        claims: dict[str, Any] = {
+            "iss": self._issuer,
+            "sub": user.person_id if user and user.person_id else client_id,
+            "aud": client_id,
+            "client_id": client_id,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": secrets.token_urlsafe(16),
+        }
+        if scope:
+            claims["scope"] = scope
+        if user is not None and user.person_id:
+            claims["auth_time"] = user.auth_time
+            if user.sid:
+                claims["sid"] = user.sid
+            if user.acr:
+                claims["acr"] = user.acr
+            if user.amr:
+                claims["amr"] = list(user.amr)
+        key = self._keys.current(ACCESS_TOKEN_ALG)
+        return jwt.encode({"alg": ACCESS_TOKEN_ALG, "typ": "at+jwt", "kid": key.kid}, claims, key.private_key)

@@ -1,0 +1,243 @@
+"""Registered platforms: validation of RFC 7591 metadata, keyed secret digests, cached lookup."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from idp.domain.models import Client
+from idp.store.models import ClientRow
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+ID_TOKEN_ALGS = ("RS256", "ES256")
+TOKEN_FORMATS = ("jwt", "opaque")
+MIN_SECRET_LENGTH = 32
+LIST_FIELDS = ("redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types")
+
+
+class ClientMetadataError(ValueError):
+    """Client metadata that cannot be registered (RFC 7591 §3.2.2 invalid_client_metadata)."""
+
+
+class ClientService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        secret_key: bytes,
+        *,
+        cache_seconds: int = 30,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._sessions = sessions
+        self._secret_key = secret_key
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._cache: dict[str, tuple[float, Client | None]] = {}
+        self._lock = threading.Lock()
+
+    # -- lookup -------------------------------------------------------------------------------
+    def get(self, client_id: str) -> Client | None:
+        """The enabled client, served from memory for `cache_seconds` (hot path of every request)."""
+        now = self._clock()
+        hit = self._cache.get(client_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        with self._sessions() as session:
+            row = session.get(ClientRow, client_id)
+            client = _to_client(row) if row is not None and not row.disabled else None
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[client_id] = (now + self._cache_seconds, client)
+        return client
+
+    def list(self) -> list[Client]:
+        with self._sessions() as session:
+            return [_to_client(r) for r in session.scalars(select(ClientRow).order_by(ClientRow.client_id))]
+
+    def forget(self, client_id: str) -> None:
+        with self._lock:
+            self._cache.pop(client_id, None)
+
+    def verify_secret(self, client: Client, secret: str) -> bool:
+        """Constant-time comparison of the keyed digest of the presented secret."""
+        if client.secret_digest is None:
+            return False
+        return hmac.compare_digest(self.digest_secret(secret), client.secret_digest)
+
+    def digest_secret(self, secret: str) -> str:
+        return hmac.new(self._secret_key, secret.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+    # -- registration -------------------------------------------------------------------------
+    def register(self, metadata: Mapping[str, Any]) -> tuple[Client, str | None]:
+        """Create or update a client from RFC 7591 metadata; returns the client and a generated
+        secret (only when one was generated, to be shown once)."""
+        fields = validate_client_metadata(metadata)
+        generated: str | None = None
+        secret = metadata.get("client_secret")
+        now = int(self._clock())
+        with self._sessions.begin() as session:
+            row = session.get(ClientRow, fields["client_id"])
+            if row is None:
+                row = ClientRow(client_id=fields["client_id"], created_at=now)
+                session.add(row)
+            if fields["token_endpoint_auth_method"] in ("client_secret_basic", "client_secret_post"):
+                if secret:
+                    row.secret_digest = self.digest_secret(secret)
+                elif row.secret_digest is None:
+                    generated = secrets.token_urlsafe(32)  # 256 bits
+                    row.secret_digest = self.digest_secret(generated)
+            else:
+                row.secret_digest = None
+            row.client_name = fields["client_name"]
+            row.token_endpoint_auth_method = fields["token_endpoint_auth_method"]
+            row.id_token_signed_response_alg = fields["id_token_signed_response_alg"]
+            row.access_token_format = fields["access_token_format"]
+            row.first_party = fields["first_party"]
+            row.backchannel_logout_uri = fields["backchannel_logout_uri"]
+            row.backchannel_logout_session_required = fields["backchannel_logout_session_required"]
+            row.client_metadata = fields["client_metadata"]
+            row.disabled = False
+            row.updated_at = now
+            client = _to_client(row)
+        self.forget(client.client_id)
+        return client, generated
+
+    def rotate_secret(self, client_id: str) -> str:
+        secret = secrets.token_urlsafe(32)
+        with self._sessions.begin() as session:
+            row = session.get(ClientRow, client_id)
+            if row is None or row.secret_digest is None:
+                raise ClientMetadataError("client has no secret to rotate")
+            row.secret_digest = self.digest_secret(secret)
+            row.updated_at = int(self._clock())
+        self.forget(client_id)
+        return secret
+
+
+def validate_client_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Check RFC 7591 / OIDC Registration metadata; raise ClientMetadataError with a plain message."""
+
+    def text(name: str, default: str | None = None) -> str | None:
+        value = metadata.get(name, default)
+        if value is not None and not isinstance(value, str):
+            raise ClientMetadataError(f"{name} must be a string")
+        return value
+
+    def str_list(name: str, default: tuple[str, ...]) -> list[str]:
+        value = metadata.get(name, list(default))
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ClientMetadataError(f"{name} must be a list of strings")
+        return list(dict.fromkeys(value))
+
+    client_id = text("client_id")
+    if not client_id or len(client_id) > 128 or not client_id.isprintable() or " " in client_id:
+        raise ClientMetadataError("client_id must be 1-128 printable characters without spaces")
+    method = text("token_endpoint_auth_method", "client_secret_basic")
+    if method not in AUTH_METHODS:
+        raise ClientMetadataError(f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}")
+    secret = text("client_secret")
+    if secret is not None and len(secret) < MIN_SECRET_LENGTH:
+        raise ClientMetadataError(f"client_secret must be at least {MIN_SECRET_LENGTH} characters")
+    if secret is not None and method not in ("client_secret_basic", "client_secret_post"):
+        raise ClientMetadataError(f"client_secret is not used with {method}")
+    grant_types = str_list("grant_types", ("authorization_code", "refresh_token"))
+    unknown = set(grant_types) - set(GRANT_TYPES)
+    if unknown:
+        raise ClientMetadataError(f"unsupported grant_types: {', '.join(sorted(unknown))}")
+    if method == "none" and "client_credentials" in grant_types:
+        raise ClientMetadataError("a public client cannot use client_credentials")
+    response_types = str_list("response_types", ("code",) if "authorization_code" in grant_types else ())
+    if set(response_types) - {"code"}:
+        raise ClientMetadataError('only response_types ["code"] is supported')
+    redirect_uris = str_list("redirect_uris", ())
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise ClientMetadataError("redirect_uris is required for the authorization_code grant")
+    for uri in redirect_uris:
+        check_redirect_uri(uri, "redirect_uris")
+    post_logout = str_list("post_logout_redirect_uris", ())
+    for uri in post_logout:
+        check_redirect_uri(uri, "post_logout_redirect_uris")
+    backchannel = text("backchannel_logout_uri")
+    if backchannel is not None:
+        check_redirect_uri(backchannel, "backchannel_logout_uri")
+    alg = text("id_token_signed_response_alg", "RS256")
+    if alg not in ID_TOKEN_ALGS:
+        raise ClientMetadataError(f"id_token_signed_response_alg must be one of {', '.join(ID_TOKEN_ALGS)}")
+    fmt = text("access_token_format", "jwt")
+    if fmt not in TOKEN_FORMATS:
+        raise ClientMetadataError("access_token_format must be jwt or opaque")
+    scope = text("scope", "openid profile") or ""
+    jwks = metadata.get("jwks")
+    if method == "private_key_jwt":
+        if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+            raise ClientMetadataError("private_key_jwt requires jwks with at least one public key")
+        for key in jwks["keys"]:
+            if not isinstance(key, dict) or any(k in key for k in ("d", "p", "q", "k")):
+                raise ClientMetadataError("jwks must contain public keys only")
+    elif jwks is not None:
+        raise ClientMetadataError("jwks is only used with private_key_jwt")
+    for flag in ("first_party", "backchannel_logout_session_required"):
+        if flag in metadata and not isinstance(metadata[flag], bool):
+            raise ClientMetadataError(f"{flag} must be true or false")
+    return {
+        "client_id": client_id,
+        "client_name": text("client_name", "") or client_id,
+        "token_endpoint_auth_method": method,
+        "id_token_signed_response_alg": alg,
+        "access_token_format": fmt,
+        "first_party": bool(metadata.get("first_party", False)),
+        "backchannel_logout_uri": backchannel,
+        "backchannel_logout_session_required": bool(
+            metadata.get("backchannel_logout_session_required", True)
+        ),
+        "client_metadata": {
+            "redirect_uris": redirect_uris,
+            "post_logout_redirect_uris": post_logout,
+            "grant_types": grant_types,
+            "response_types": response_types,
+            "scope": " ".join(dict.fromkeys(scope.split())),
+            **({"jwks": jwks} if jwks is not None else {}),
+        },
+    }
+
+
+def check_redirect_uri(uri: str, field: str) -> None:
+    """Absolute http(s) URI without fragment; plain http only for loopback hosts (RFC 8252 §7.3)."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.fragment:
+        raise ClientMetadataError(f"{field}: {uri!r} must be an absolute https URL without a fragment")
+    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ClientMetadataError(f"{field}: {uri!r} must use https (http only for loopback)")
+
+
+def _to_client(row: ClientRow) -> Client:
+    meta = row.client_metadata or {}
+    return Client(
+        client_id=row.client_id,
+        client_name=row.client_name,
+        token_endpoint_auth_method=row.token_endpoint_auth_method,
+        redirect_uris=tuple(meta.get("redirect_uris", ())),
+        post_logout_redirect_uris=tuple(meta.get("post_logout_redirect_uris", ())),
+        grant_types=tuple(meta.get("grant_types", ())),
+        response_types=tuple(meta.get("response_types", ())),
+        scope=tuple(str(meta.get("scope", "")).split()),
+        id_token_signed_response_alg=row.id_token_signed_response_alg,
+        access_token_format=row.access_token_format,
+        first_party=row.first_party,
+        backchannel_logout_uri=row.backchannel_logout_uri,
+        backchannel_logout_session_required=row.backchannel_logout_session_required,
+        jwks=meta.get("jwks"),
+        secret_digest=row.secret_digest,
+        disabled=row.disabled,
+    )

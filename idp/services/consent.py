@@ -1,0 +1,53 @@
+"""Consent: the scopes a person granted to a client, remembered per client."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from idp.store.models import ConsentRow
+
+
+class ConsentService:
+    def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], float] = time.time) -> None:
+        self._sessions = sessions
+        self._clock = clock
+
+    def covers(self, person_id: str, client_id: str, scopes: Iterable[str]) -> bool:
+        with self._sessions() as session:
+            granted = session.scalar(
+                select(ConsentRow.scope).where(
+                    ConsentRow.person_id == person_id, ConsentRow.client_id == client_id
+                )
+            )
+        return granted is not None and set(scopes) <= set(granted.split())
+
+    def grant(self, person_id: str, client_id: str, scopes: Iterable[str]) -> None:
+        for _attempt in range(2):  # a concurrent first grant may win the insert; then update
+            try:
+                with self._sessions.begin() as session:
+                    row = session.scalar(
+                        select(ConsentRow).where(
+                            ConsentRow.person_id == person_id, ConsentRow.client_id == client_id
+                        )
+                    )
+                    if row is None:
+                        row = ConsentRow(person_id=person_id, client_id=client_id, scope="")
+                        session.add(row)
+                    row.scope = " ".join(sorted(set(row.scope.split()) | set(scopes)))
+                    row.granted_at = int(self._clock())
+                return
+            except IntegrityError:
+                continue
+
+    def revoke(self, person_id: str, client_id: str) -> None:
+        with self._sessions.begin() as session:
+            row = session.scalar(
+                select(ConsentRow).where(ConsentRow.person_id == person_id, ConsentRow.client_id == client_id)
+            )
+            if row is not None:
+                session.delete(row)

@@ -1,0 +1,165 @@
+"""Issued tokens, known only by SHA-256 digest: saving, lookup, refresh rotation, revocation."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from idp.domain.models import AuthContext, TokenRecord
+from idp.store.models import TokenRow
+
+log = logging.getLogger(__name__)
+
+
+def digest_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class RefreshRejected(Exception):
+    """The refresh token cannot be used; `family_revoked` tells whether it was a replay."""
+
+    def __init__(self, family_revoked: bool) -> None:
+        super().__init__("refresh token rejected")
+        self.family_revoked = family_revoked
+
+
+class TokenService:
+    def __init__(
+        self, sessions: sessionmaker[Session], *, grace_seconds: int, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._sessions = sessions
+        self._grace = grace_seconds
+        self._clock = clock
+
+    def engine(self) -> Engine:
+        bind = self._sessions.kw["bind"]
+        assert isinstance(bind, Engine)
+        return bind
+
+    def save(
+        self,
+        *,
+        client_id: str,
+        scope: str,
+        context: AuthContext,
+        access_token: str,
+        access_expires_at: int,
+        refresh_token: str | None = None,
+        refresh_expires_at: int | None = None,
+    ) -> None:
+        now = int(self._clock())
+        common = {
+            "client_id": client_id,
+            "person_id": context.person_id,
+            "scope": scope,
+            "grant_id": context.grant_id,
+            "sid": context.sid,
+            "auth_time": context.auth_time,
+            "acr": context.acr,
+            "amr": " ".join(context.amr) or None,
+            "issued_at": now,
+        }
+        rows = [
+            TokenRow(digest=digest_token(access_token), kind="access", expires_at=access_expires_at, **common)
+        ]
+        if refresh_token is not None and refresh_expires_at is not None:
+            rows.append(
+                TokenRow(
+                    digest=digest_token(refresh_token),
+                    kind="refresh",
+                    expires_at=refresh_expires_at,
+                    **common,
+                )
+            )
+        with self._sessions.begin() as session:
+            session.add_all(rows)
+
+    def find(self, token: str) -> TokenRecord | None:
+        if not token or len(token) > 8192:
+            return None
+        with self._sessions() as session:
+            row = session.scalar(select(TokenRow).where(TokenRow.digest == digest_token(token)))
+            return _to_record(row) if row is not None else None
+
+    def claim_refresh(self, token: str, client_id: str) -> TokenRecord:
+        """Mark a refresh token rotated in one statement; exactly one concurrent caller wins.
+
+        A token already rotated within the grace window is refused without harm (a legitimate
+        concurrent retry); after it, the whole family is revoked (replay, RFC 9700 §4.14.2)."""
+        now = int(self._clock())
+        digest = digest_token(token)
+        with self._sessions.begin() as session:
+            claimed = session.execute(
+                update(TokenRow)
+                .where(
+                    TokenRow.digest == digest,
+                    TokenRow.kind == "refresh",
+                    TokenRow.client_id == client_id,
+                    TokenRow.revoked_at.is_(None),
+                    TokenRow.rotated_at.is_(None),
+                    TokenRow.expires_at > now,
+                )
+                .values(rotated_at=now)
+                .returning(TokenRow)
+            ).scalar_one_or_none()
+            if claimed is not None:
+                return _to_record(claimed)
+            row = session.scalar(select(TokenRow).where(TokenRow.digest == digest))
+        if row is None or row.kind != "refresh" or row.client_id != client_id:
+            raise RefreshRejected(family_revoked=False)
+        if row.rotated_at is not None and row.revoked_at is None and now - row.rotated_at > self._grace:
+            self.revoke_grant(row.grant_id)
+            log.warning("refresh token replay: family %s revoked", row.grant_id[:8])
+            raise RefreshRejected(family_revoked=True)
+        raise RefreshRejected(family_revoked=False)
+
+    def revoke_grant(self, grant_id: str) -> int:
+        """Revoke every token issued under one grant (code reuse, refresh replay, revocation)."""
+        return self._revoke_where(TokenRow.grant_id == grant_id)
+
+    def revoke_session(self, sid: str) -> int:
+        """Revoke every token issued in an SSO session (logout)."""
+        return self._revoke_where(TokenRow.sid == sid)
+
+    def revoke(self, token: str, client_id: str) -> bool:
+        """RFC 7009: revoke a token of this client; a refresh token takes its whole grant with it."""
+        record = self.find(token)
+        if record is None or record.client_id != client_id:
+            return False
+        if record.kind == "refresh":
+            self.revoke_grant(record.grant_id)
+        else:
+            self._revoke_where(TokenRow.digest == digest_token(token))
+        return True
+
+    def _revoke_where(self, condition: object) -> int:
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(TokenRow)
+                .where(condition, TokenRow.revoked_at.is_(None))  # type: ignore[arg-type]
+                .values(revoked_at=int(self._clock()))
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _to_record(row: TokenRow) -> TokenRecord:
+    return TokenRecord(
+        kind=row.kind,
+        client_id=row.client_id,
+        person_id=row.person_id,
+        scope=row.scope,
+        grant_id=row.grant_id,
+        sid=row.sid,
+        auth_time=row.auth_time,
+        acr=row.acr,
+        amr=tuple((row.amr or "").split()),
+        issued_at=row.issued_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        rotated_at=row.rotated_at,
+    )

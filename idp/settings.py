@@ -1,0 +1,87 @@
+"""Settings: read once from `IDP_*` environment variables at the composition root, then frozen."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    issuer: str = "http://127.0.0.1:5000"
+    database_url: str = f"sqlite:///{ROOT / 'var' / 'idp.sqlite3'}"
+    redis_url: str | None = None  # None: the ephemeral store is a table in the database
+    redis_prefix: str = "idp:"
+    key_encryption_key: str | None = None  # base64url of 32 bytes; None: generated into key_dir
+    key_dir: str = str(ROOT / "keys")
+    code_ttl: int = 60
+    access_token_ttl: int = 300
+    id_token_ttl: int = 300
+    refresh_token_ttl: int = 30 * 24 * 3600
+    refresh_grace_seconds: int = 10
+    session_ttl: int = 8 * 3600
+    login_ttl: int = 900
+    key_rotation_overlap: int = 600
+    key_cache_seconds: int = 30
+    client_cache_seconds: int = 30
+    allow_private_network: bool = False  # SSRF guard for back-channel logout delivery
+    logout_worker: bool = False  # deliver back-channel logouts from a background thread
+    logout_max_attempts: int = 12
+    default_locale: str = "zh"
+    password_time_cost: int = 2
+    password_memory_kib: int = 19 * 1024
+    demo_seed: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.issuer.startswith("https://")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from `IDP_<NAME>` variables (e.g. IDP_ISSUER, IDP_DATABASE_URL)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = env.get(f"IDP_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            default = getattr(cls, f.name, None)
+            values[f.name] = _coerce(f.name, raw, default)
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        return replace(self, **overrides)
+
+    def validate(self) -> None:
+        if not self.issuer.startswith(("https://", "http://")) or self.issuer.endswith("/"):
+            raise ValueError("IDP_ISSUER must be an http(s) URL without a trailing slash")
+        if not 0 < self.code_ttl <= 60:
+            raise ValueError("IDP_CODE_TTL must be between 1 and 60 seconds")
+        if self.key_rotation_overlap <= self.key_cache_seconds:
+            raise ValueError("IDP_KEY_ROTATION_OVERLAP must exceed IDP_KEY_CACHE_SECONDS")
+
+
+def _coerce(name: str, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"IDP_{name.upper()} must be true or false")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"IDP_{name.upper()} must be an integer") from None
+    return raw

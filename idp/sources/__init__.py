@@ -1,0 +1,1 @@
+"""Identity sources: where a person's credentials and identity are checked."""

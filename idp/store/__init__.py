@@ -1,0 +1,1 @@
+"""Durable storage (SQLAlchemy), the ephemeral store and key storage."""

@@ -1,0 +1,248 @@
+"""The ephemeral store: short-lived shared state (codes, SSO sessions, replay caches, counters).
+
+One interface, two implementations (Redis; a table in the SQL database). Every key has a TTL.
+"""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import redis
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Engine,
+    Text,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from idp.store.models import EphemeralEntry
+
+
+class EphemeralStore(Protocol):
+    """Contract shared by both implementations. Keys are str, values are str; ttl in seconds (> 0)."""
+
+    def set(self, key: str, value: str, ttl: int) -> None:
+        """Store value under key, replacing any previous value, expiring after ttl seconds."""
+
+    def get(self, key: str) -> str | None:
+        """The value, or None if absent or expired."""
+
+    def take(self, key: str) -> str | None:
+        """Atomically get and delete: of many concurrent callers exactly one gets the value."""
+
+    def add(self, key: str, value: str, ttl: int) -> bool:
+        """Set only if absent (or expired); True if this call stored it. Atomic."""
+
+    def delete(self, key: str) -> None:
+        """Remove key (and a set of that name); no error if absent."""
+
+    def touch(self, key: str, ttl: int) -> bool:
+        """Reset the TTL of an existing key; False if it does not exist."""
+
+    def incr(self, key: str, ttl: int) -> int:
+        """Increment a counter and return the new value; the TTL starts when the counter is created."""
+
+    def sadd(self, key: str, member: str, ttl: int) -> None:
+        """Add member to a small set; the set's TTL is (re)set to ttl."""
+
+    def smembers(self, key: str) -> builtins.set[str]:
+        """Members of the set (empty if absent or expired)."""
+
+    def purge_expired(self) -> int:
+        """Remove expired entries where the backend does not do it itself; number removed."""
+
+
+_SEP = "\x1f"  # SQL store: joins the members of a set
+
+
+def _check_ttl(ttl: int) -> None:
+    if ttl <= 0:
+        raise ValueError(f"ttl must be > 0 seconds, got {ttl!r}: nothing is stored without a TTL")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+# INCR, then give the key its TTL if it has none (it was just created): one atomic step.
+_INCR_LUA = """
+local n = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+
+class RedisEphemeralStore:
+    """The ephemeral store on Redis; every key is prefixed. Works with or without decode_responses."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "idp:") -> None:
+        self._r = client
+        self._prefix = prefix
+        self._incr = client.register_script(_INCR_LUA)
+
+    def _k(self, key: str) -> str:
+        return self._prefix + key
+
+    def set(self, key: str, value: str, ttl: int) -> None:
+        _check_ttl(ttl)
+        self._r.set(self._k(key), value, ex=ttl)
+
+    def get(self, key: str) -> str | None:
+        value = self._r.get(self._k(key))
+        return None if value is None else _text(value)
+
+    def take(self, key: str) -> str | None:
+        value = self._r.getdel(self._k(key))
+        return None if value is None else _text(value)
+
+    def add(self, key: str, value: str, ttl: int) -> bool:
+        _check_ttl(ttl)
+        return bool(self._r.set(self._k(key), value, ex=ttl, nx=True))
+
+    def delete(self, key: str) -> None:
+        self._r.delete(self._k(key))
+
+    def touch(self, key: str, ttl: int) -> bool:
+        _check_ttl(ttl)
+        return bool(self._r.expire(self._k(key), ttl))
+
+    def incr(self, key: str, ttl: int) -> int:
+        _check_ttl(ttl)
+        return int(self._incr(keys=[self._k(key)], args=[ttl]))
+
+    def sadd(self, key: str, member: str, ttl: int) -> None:
+        _check_ttl(ttl)
+        with self._r.pipeline(transaction=True) as pipe:
+            pipe.sadd(self._k(key), member)
+            pipe.expire(self._k(key), ttl)
+            pipe.execute()
+
+    def smembers(self, key: str) -> builtins.set[str]:
+        return {_text(m) for m in self._r.smembers(self._k(key))}
+
+    def purge_expired(self) -> int:
+        return 0  # Redis expires keys itself
+
+
+_T = EphemeralEntry.metadata.tables[EphemeralEntry.__tablename__]
+# Per dialect: the INSERT with ON CONFLICT support, and the function giving a substring's position.
+_DIALECTS: dict[str, tuple[Callable[..., Any], str]] = {
+    "postgresql": (pg_insert, "strpos"),
+    "sqlite": (sqlite_insert, "instr"),
+}
+
+
+class SqlEphemeralStore:
+    """The ephemeral store on the `ephemeral` table (SQLite or PostgreSQL), one short transaction per call.
+
+    `expires_at` is epoch milliseconds; expired rows are invisible at once and removed by `purge_expired`.
+    Like in Redis a key holds a string or a set: a set is one row whose value is its members joined by
+    "\\x1f" (so a member may not contain it), changed by single atomic upserts.
+    """
+
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
+        if engine.dialect.name not in _DIALECTS:
+            raise ValueError(f"SqlEphemeralStore supports SQLite and PostgreSQL, not {engine.dialect.name}")
+        self._engine = engine
+        self._clock = clock
+        self._insert, self._position = _DIALECTS[engine.dialect.name]
+
+    def _now(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _expiry(self, ttl: int) -> int:
+        _check_ttl(ttl)
+        return self._now() + ttl * 1000
+
+    def _live(self, key: str) -> ColumnElement[bool]:
+        return and_(_T.c.key == key, _T.c.expires_at > self._now())
+
+    def _upsert(self, key: str, value: str, expires: int, **on_conflict: Any) -> Any:
+        stmt = self._insert(_T).values(key=key, value=value, expires_at=expires)
+        return stmt.on_conflict_do_update(index_elements=[_T.c.key], **on_conflict)
+
+    def set(self, key: str, value: str, ttl: int) -> None:
+        expires = self._expiry(ttl)
+        with self._engine.begin() as conn:
+            conn.execute(self._upsert(key, value, expires, set_={"value": value, "expires_at": expires}))
+
+    def get(self, key: str) -> str | None:
+        with self._engine.connect() as conn:
+            return conn.execute(select(_T.c.value).where(self._live(key))).scalar_one_or_none()
+
+    def take(self, key: str) -> str | None:
+        with self._engine.begin() as conn:
+            return conn.execute(delete(_T).where(self._live(key)).returning(_T.c.value)).scalar_one_or_none()
+
+    def add(self, key: str, value: str, ttl: int) -> bool:
+        now, expires = self._now(), self._expiry(ttl)
+        stmt = self._upsert(
+            key, value, expires, set_={"value": value, "expires_at": expires}, where=_T.c.expires_at <= now
+        )  # only an expired row may be replaced
+        with self._engine.begin() as conn:
+            return conn.execute(stmt.returning(_T.c.key)).first() is not None
+
+    def delete(self, key: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(delete(_T).where(_T.c.key == key))
+
+    def touch(self, key: str, ttl: int) -> bool:
+        expires = self._expiry(ttl)
+        with self._engine.begin() as conn:
+            return conn.execute(update(_T).where(self._live(key)).values(expires_at=expires)).rowcount > 0
+
+    def incr(self, key: str, ttl: int) -> int:
+        now, expires = self._now(), self._expiry(ttl)
+        live = _T.c.expires_at > now  # an expired counter starts again at 1 with a fresh TTL
+        stmt = self._upsert(
+            key,
+            "1",
+            expires,
+            set_={
+                "value": case((live, cast(cast(_T.c.value, BigInteger) + 1, Text)), else_="1"),
+                "expires_at": case((live, _T.c.expires_at), else_=expires),
+            },
+        )
+        with self._engine.begin() as conn:
+            return int(conn.execute(stmt.returning(_T.c.value)).scalar_one())
+
+    def sadd(self, key: str, member: str, ttl: int) -> None:
+        if _SEP in member:
+            raise ValueError("set members may not contain \\x1f")
+        now, expires = self._now(), self._expiry(ttl)
+        sep, m = literal(_SEP), literal(member)
+        present = getattr(func, self._position)(sep + _T.c.value + sep, sep + m + sep) > 0
+        value = case((_T.c.expires_at <= now, m), (present, _T.c.value), else_=_T.c.value + sep + m)
+        with self._engine.begin() as conn:
+            conn.execute(self._upsert(key, member, expires, set_={"value": value, "expires_at": expires}))
+
+    def smembers(self, key: str) -> builtins.set[str]:
+        value = self.get(key)
+        return builtins.set() if value is None else builtins.set(value.split(_SEP))
+
+    def purge_expired(self) -> int:
+        with self._engine.begin() as conn:
+            return conn.execute(delete(_T).where(_T.c.expires_at <= self._now())).rowcount
+
+
+def build_ephemeral_store(engine: Engine, redis_url: str | None, prefix: str = "idp:") -> EphemeralStore:
+    """Redis when a URL is configured, else the SQL table in the durable database."""
+    if redis_url:
+        client = redis.Redis.from_url(
+            redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
+        )
+        return RedisEphemeralStore(client, prefix)
+    return SqlEphemeralStore(engine)

@@ -1,0 +1,151 @@
+"""SQLAlchemy 2 typed models of the durable database. Times are integer epoch seconds (UTC)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from idp.store.db import Base
+
+
+class PersonRow(Base):
+    """A natural person (自然人) with a local account."""
+
+    __tablename__ = "persons"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # also the public `sub`
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    name: Mapped[str | None] = mapped_column(String(128))
+    email: Mapped[str | None] = mapped_column(String(254))
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    phone_number: Mapped[str | None] = mapped_column(String(32), unique=True)
+    # Resident identity number: AES-GCM ciphertext plus an HMAC blind index for lookup.
+    id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_index: Mapped[str | None] = mapped_column(String(64), unique=True)
+    id_number_masked: Mapped[str | None] = mapped_column(String(32))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ClientRow(Base):
+    """A registered platform (relying party). Metadata names follow RFC 7591 / OIDC Registration."""
+
+    __tablename__ = "clients"
+
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # HMAC-SHA-256 of the secret under the server's secret-digest key; None for public clients.
+    secret_digest: Mapped[str | None] = mapped_column(String(64))
+    client_name: Mapped[str] = mapped_column(String(200), default="")
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(40))
+    id_token_signed_response_alg: Mapped[str] = mapped_column(String(10), default="RS256")
+    access_token_format: Mapped[str] = mapped_column(String(10), default="jwt")
+    first_party: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(Text)
+    backchannel_logout_session_required: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Lists and the rest of the metadata: redirect_uris, post_logout_redirect_uris, grant_types,
+    # response_types, scope, jwks.
+    client_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ConsentRow(Base):
+    """Scopes a person has granted to a client, remembered across logins."""
+
+    __tablename__ = "consents"
+    __table_args__ = (UniqueConstraint("person_id", "client_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(String(32), index=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(Text)
+    granted_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class TokenRow(Base):
+    """An issued access or refresh token, known only by the SHA-256 digest of its value.
+
+    `grant_id` ties every token of one authorization (the code and all refresh rotations) together,
+    so a replayed code or refresh token revokes the whole family.
+    """
+
+    __tablename__ = "tokens"
+    __table_args__ = (
+        Index("ix_tokens_grant_id", "grant_id"),
+        Index("ix_tokens_sid", "sid"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))  # "access" | "refresh"
+    client_id: Mapped[str] = mapped_column(String(128))
+    person_id: Mapped[str | None] = mapped_column(String(32))
+    scope: Mapped[str] = mapped_column(Text, default="")
+    grant_id: Mapped[str] = mapped_column(String(64))
+    sid: Mapped[str | None] = mapped_column(String(64))
+    auth_time: Mapped[int | None] = mapped_column(BigInteger)
+    acr: Mapped[str | None] = mapped_column(String(64))
+    amr: Mapped[str | None] = mapped_column(String(128))  # space-separated
+    issued_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Refresh tokens only: when it was exchanged for its successor, and that successor's digest.
+    rotated_at: Mapped[int | None] = mapped_column(BigInteger)
+    successor_digest: Mapped[str | None] = mapped_column(String(64))
+
+
+class SigningKeyRow(Base):
+    """A signing key. The private JWK is AES-GCM encrypted under the key-encryption key.
+
+    Life cycle: published (in JWKS) from `created_at`; signs from `activates_at` until `retired_at`;
+    leaves JWKS at `expires_at` (after every token it signed has expired).
+    """
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(10))
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    private_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    activates_at: Mapped[int] = mapped_column(BigInteger)
+    retired_at: Mapped[int | None] = mapped_column(BigInteger)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class LogoutOutboxRow(Base):
+    """A back-channel logout token waiting to be delivered, durable across restarts."""
+
+    __tablename__ = "logout_outbox"
+    __table_args__ = (Index("ix_logout_outbox_due", "delivered_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    client_id: Mapped[str] = mapped_column(String(128))
+    uri: Mapped[str] = mapped_column(Text)
+    logout_token: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[int] = mapped_column(BigInteger)
+    delivered_at: Mapped[int | None] = mapped_column(BigInteger)
+    gave_up_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class EphemeralEntry(Base):
+    """The SQL implementation of the ephemeral store: one row per key, always with an expiry."""
+
+    __tablename__ = "ephemeral"
+    __table_args__ = (Index("ix_ephemeral_expires_at", "expires_at"),)
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[float] = mapped_column(BigInteger)  # epoch milliseconds
