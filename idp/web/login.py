@@ -105,6 +105,7 @@ def render_login(
     current = None
     if tx is not None:
         g.ui_locales = tx.request.ui_locales
+        g.lang_next = url_for("login.form", tx=tx.id)
         client = ctx.services.clients.get(tx.request.client_id)
         client_name = client.client_name if client else None
         login_hint = login_hint or tx.request.login_hint
