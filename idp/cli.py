@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from idp.services.clients import ClientMetadataError
-from idp.services.persons import PersonError
+from idp.services.clients import ClientMetadataError, validate_client_metadata
+from idp.services.persons import PersonError, validate_person_data
 from idp.services.provider import ProviderServices
 from idp.settings import Settings
 from idp.store.migrate import upgrade_database
@@ -51,6 +51,7 @@ def provision_document(services: ProviderServices, document: Any) -> list[str]:
     unknown = set(document) - {"clients", "persons"}
     if unknown:
         raise click.ClickException(f"unknown top-level keys: {', '.join(sorted(unknown))}")
+    _validate_document(document)
     lines: list[str] = []
     for index, metadata in enumerate(document.get("clients", [])):
         if not isinstance(metadata, dict):
@@ -69,6 +70,21 @@ def provision_document(services: ProviderServices, document: Any) -> list[str]:
             raise click.ClickException(f"persons[{index}]: {exc}") from None
         lines.append(f"person {person.username}")
     return lines
+
+
+def _validate_document(document: dict[str, Any]) -> None:
+    """Check every entry before writing any, so a bad document changes nothing."""
+    for section, check in (("clients", validate_client_metadata), ("persons", validate_person_data)):
+        entries = document.get(section, [])
+        if not isinstance(entries, list):
+            raise click.ClickException(f"'{section}' must be a list")
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                raise click.ClickException(f"{section}[{index}] must be an object")
+            try:
+                check(entry)
+            except (ClientMetadataError, PersonError) as exc:
+                raise click.ClickException(f"{section}[{index}]: {exc}") from None
 
 
 @cli.command()

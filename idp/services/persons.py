@@ -52,15 +52,7 @@ class PersonService:
 
     def upsert(self, data: dict[str, Any]) -> Person:
         """Create or update a person by username (provisioning); password optional on update."""
-        username = data.get("username")
-        if not isinstance(username, str) or not 1 <= len(username.strip()) <= 64:
-            raise PersonError("username must be 1-64 characters")
-        username = username.strip()
-        if looks_like_resident_id(username) or username.isdigit():
-            raise PersonError("username must not be a number (it would clash with ID or phone login)")
-        for name in ("password", "id_number", "name", "email", "phone_number"):
-            if data.get(name) is not None and not isinstance(data[name], str):
-                raise PersonError(f"{name} must be a string")
+        username, id_number = validate_person_data(data)
         now = int(self._clock())
         with self._sessions.begin() as session:
             row = session.scalar(select(PersonRow).where(PersonRow.username == username))
@@ -70,14 +62,9 @@ class PersonService:
                 row = PersonRow(id=uuid.uuid4().hex, username=username, created_at=now)
                 session.add(row)
             if data.get("password"):
-                if len(data["password"]) < MIN_PASSWORD_LENGTH:
-                    raise PersonError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
                 row.password_hash = self._hashing.hash(data["password"])
-            if data.get("id_number"):
-                try:
-                    number = parse_resident_id(data["id_number"]).value
-                except DomainError as exc:
-                    raise PersonError(f"id_number: {exc}") from None
+            if id_number:
+                number = id_number
                 row.id_number_enc = self._encryptor.encrypt(number.encode(), aad=row.id.encode())
                 row.id_number_index = self._blind_index(number)
                 row.id_number_masked = mask_resident_id(number)
@@ -100,6 +87,28 @@ class PersonService:
         with self._sessions() as session:
             row = session.scalars(select(PersonRow).where(or_(*conditions)).limit(1)).first()
             return (_to_person(row), row.password_hash) if row is not None else None
+
+
+def validate_person_data(data: dict[str, Any]) -> tuple[str, str | None]:
+    """Check provisioning data; returns the username and the normalised identity number."""
+    username = data.get("username")
+    if not isinstance(username, str) or not 1 <= len(username.strip()) <= 64:
+        raise PersonError("username must be 1-64 characters")
+    username = username.strip()
+    if looks_like_resident_id(username) or username.isdigit():
+        raise PersonError("username must not be a number (it would clash with ID or phone login)")
+    for name in ("password", "id_number", "name", "email", "phone_number"):
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise PersonError(f"{name} must be a string")
+    if data.get("password") and len(data["password"]) < MIN_PASSWORD_LENGTH:
+        raise PersonError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    id_number = None
+    if data.get("id_number"):
+        try:
+            id_number = parse_resident_id(data["id_number"]).value
+        except DomainError as exc:
+            raise PersonError(f"id_number: {exc}") from None
+    return username, id_number
 
 
 def _to_person(row: PersonRow) -> Person:
