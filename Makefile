@@ -15,16 +15,17 @@ run: $(VENV)/.installed
 	$(PY) -m idp migrate
 	$(PY) -m idp provision demo/seed.json
 	@echo
+	@echo "  Demo portal:  http://127.0.0.1:8001  (a relying party: sign in there)"
 	@echo "  Provider:     http://127.0.0.1:5000  (discovery: /.well-known/openid-configuration)"
 	@echo "  Demo logins:  zhangsan / Zhangsan#2026   (or ID number 410105198503121235, or phone 13800000001)"
 	@echo "                lisi     / Lisi#20260101"
 	@echo "  Demo clients: see demo/seed.json"
 	@echo
-	IDP_LOGOUT_WORKER=true IDP_ALLOW_PRIVATE_NETWORK=true $(PY) -m idp serve --port 5000
+	IDP_LOGOUT_WORKER=true IDP_ALLOW_PRIVATE_NETWORK=true $(PY) -m demo.run
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check idp tests wsgi.py
-	$(VENV)/bin/ruff format --check idp tests wsgi.py
+	$(VENV)/bin/ruff check idp tests demo wsgi.py
+	$(VENV)/bin/ruff format --check idp tests demo wsgi.py
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 

@@ -11,7 +11,6 @@ from typing import Any
 from joserfc import jwt
 
 from idp.domain.models import AuthContext
-from idp.protocol.claims import claims_for_scope
 from idp.services.provider import ProviderServices
 
 
@@ -41,8 +40,9 @@ class IdTokenIssuer:
 
     def encode(self, client: Any, ctx: AuthContext, scope: str, token: dict[str, Any]) -> str:
         now = int(self._clock())
-        person = self._services.persons.get(ctx.person_id) if ctx.person_id else None
-        claims: dict[str, Any] = claims_for_scope(person, scope) if person else {"sub": ctx.person_id}
+        # OIDC Core §5.4: scope claims go to userinfo when an access token is issued; the ID token
+        # stays small and free of personal data (it travels in URLs as id_token_hint).
+        claims: dict[str, Any] = {"sub": ctx.person_id}
         claims.update(
             {
                 "iss": self._services.issuer,

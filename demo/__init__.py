@@ -1,0 +1,1 @@
+"""Demo relying party and launcher used by `make run`."""
