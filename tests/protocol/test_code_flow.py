@@ -25,7 +25,9 @@ def test_code_flow_issues_tokens_and_a_valid_id_token(client, services):
     assert claims["nonce"] == auth.params["nonce"]
     assert isinstance(claims["sub"], str) and claims["sid"] and claims["at_hash"]
     assert claims["acr"] == "urn:cn:gov:loa:2" and claims["amr"] == ["pwd"]
-    assert not {"name", "email", "phone_number", "preferred_username"} & set(claims)  # personal data: userinfo only
+    assert not {"name", "email", "phone_number", "preferred_username"} & set(
+        claims
+    )  # personal data: userinfo only
     access = jwt.decode(body["access_token"], keys, algorithms=["RS256"])
     assert access.header["typ"] == "at+jwt"
     assert access.claims["client_id"] == "portal" and access.claims["sid"] == claims["sid"]
