@@ -28,7 +28,15 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
         return self._audiences
 
     def resolve_client_public_key(self, client: Any) -> KeySet:
-        return KeySet.import_key_set(client.client.jwks or {"keys": []})  # type: ignore[arg-type]
+        # Only a client registered for private_key_jwt has keys; any other is refused here, before
+        # joserfc is asked to import an empty or unusable key set (which raises, not InvalidClientError).
+        jwks = client.client.jwks
+        if client.client.token_endpoint_auth_method != self.CLIENT_AUTH_METHOD or not jwks:
+            raise InvalidClientError(description="The client cannot authenticate with a client assertion.")
+        try:
+            return KeySet.import_key_set(jwks)
+        except (JoseError, ValueError, TypeError, KeyError) as exc:
+            raise InvalidClientError(description="The client's registered keys are unusable.") from exc
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
         try:

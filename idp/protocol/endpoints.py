@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
@@ -33,9 +34,19 @@ class PresentedToken:
         )
 
 
+def check_token_param(request: Any) -> None:
+    """`token` is required; `token_type_hint` is only a hint: an unknown value is ignored and every
+    token type searched (RFC 7009 §2.1, RFC 7662 §2.1), where Authlib answers 401."""
+    if not request.form.get("token"):
+        raise InvalidRequestError("Missing 'token' parameter.")
+
+
 class TokenRevocation(RevocationEndpoint):
     CLIENT_AUTH_METHODS = ENDPOINT_AUTH_METHODS
     services: ProviderServices
+
+    def check_params(self, request: Any, client: Any) -> None:
+        check_token_param(request)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
         record = self.services.tokens.find(token_string)
@@ -57,6 +68,9 @@ class TokenRevocation(RevocationEndpoint):
 class TokenIntrospection(IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = ENDPOINT_AUTH_METHODS
     services: ProviderServices
+
+    def check_params(self, request: Any, client: Any) -> None:
+        check_token_param(request)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
         record = self.services.tokens.find(token_string)

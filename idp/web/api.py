@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Any
 
@@ -14,40 +15,87 @@ from idp.web.responses import oauth_error
 bp = Blueprint("api", __name__)
 
 FORM = "application/x-www-form-urlencoded"
+BASIC_CHALLENGE = 'Basic realm="token endpoint", charset="UTF-8"'
+MAX_BASIC_CREDENTIALS = 4096
 
 
 def check_form_request() -> Response | None:
-    """RFC 6749 §3.2: form-encoded POST, UTF-8, no repeated parameters."""
+    """RFC 6749 §3.2, §2.3: form-encoded POST body, UTF-8, no repeated parameters, nothing in the URL
+    (Authlib reads URL and body together), well-formed Basic credentials, one authentication method."""
     if request.mimetype != FORM:
         return oauth_error("invalid_request", "The request body must be application/x-www-form-urlencoded.")
     try:
         request.get_data(cache=True).decode("utf-8")
     except UnicodeDecodeError:
         return oauth_error("invalid_request", "The request body is not valid UTF-8.")
+    if request.args:
+        return oauth_error("invalid_request", "Parameters must be sent in the request body, not in the URL.")
     for name, values in request.form.lists():
         if len(values) > 1:
             return oauth_error("invalid_request", f"Parameter '{name}' must not be repeated.")
     auth = request.headers.get("Authorization")
-    if auth is not None and not auth.lower().startswith("basic "):
-        return oauth_error(
-            "invalid_client", "Unsupported Authorization scheme.", 401, {"WWW-Authenticate": "Basic"}
-        )
+    if auth is not None:
+        problem = basic_credentials_problem(auth)
+        if problem:
+            return invalid_client(problem)
+        if request.form.get("client_secret") or request.form.get("client_assertion"):
+            return oauth_error("invalid_request", "Use only one client authentication method.")
     return None
+
+
+def basic_credentials_problem(header: str) -> str | None:
+    """Why an Authorization header is not usable HTTP Basic client credentials (RFC 7617), or None.
+
+    Checked here because Authlib decodes the credentials without catching non-UTF-8 bytes."""
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "basic":
+        return "Unsupported Authorization scheme."
+    credentials = credentials.strip()
+    if not credentials or len(credentials) > MAX_BASIC_CREDENTIALS:
+        return "Malformed Basic credentials."
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII input
+        return "Malformed Basic credentials."
+    client_id, colon, secret = decoded.partition(":")
+    if not colon or not client_id or not secret:
+        return "Malformed Basic credentials."
+    return None
+
+
+def invalid_client(description: str) -> Response:
+    return oauth_error("invalid_client", description, 401, {"WWW-Authenticate": BASIC_CHALLENGE})
+
+
+def client_auth_as_401(response: Response) -> Response:
+    """RFC 6749 §5.2: answer every failed client authentication with 401 and a Basic challenge
+    (Authlib answers 400 for an unknown client_id in the body or a bad client assertion)."""
+    if response.status_code == 400 and response.is_json:
+        body = response.get_json(silent=True)
+        if isinstance(body, dict) and body.get("error") == "invalid_client":
+            response.status_code = 401
+            response.headers["WWW-Authenticate"] = BASIC_CHALLENGE
+    return response
 
 
 @bp.route("/token", methods=["POST"])
 def token() -> Any:
-    return check_form_request() or web().server.create_token_response()
+    problem = check_form_request()
+    if problem is not None:
+        return problem
+    if not request.form.get("grant_type"):
+        return oauth_error("invalid_request", "Missing 'grant_type' parameter.")
+    return client_auth_as_401(web().server.create_token_response())
 
 
 @bp.route("/introspect", methods=["POST"])
 def introspect() -> Any:
-    return check_form_request() or web().server.create_endpoint_response("introspection")
+    return check_form_request() or client_auth_as_401(web().server.create_endpoint_response("introspection"))
 
 
 @bp.route("/revoke", methods=["POST"])
 def revoke() -> Any:
-    return check_form_request() or web().server.create_endpoint_response("revocation")
+    return check_form_request() or client_auth_as_401(web().server.create_endpoint_response("revocation"))
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])
@@ -56,8 +104,16 @@ def userinfo() -> Response:
     ctx = web()
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return bearer_error("invalid_request", "A bearer token in the Authorization header is required.", 401)
+    if scheme.lower() != "bearer":
+        # RFC 6750 §3.1: no credentials (or another scheme): a bare challenge, no error code.
+        return oauth_error(
+            "invalid_request",
+            "A bearer token in the Authorization header is required.",
+            401,
+            {"WWW-Authenticate": 'Bearer realm="userinfo"'},
+        )
+    if not value.strip():
+        return bearer_error("invalid_token", "The bearer token is missing.", 401)
     record = ctx.services.tokens.find(value.strip())
     if (
         record is None

@@ -40,7 +40,11 @@ def install_security(app: Flask) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
             status, "invalid_request"
         )
-        return error_for(status, code, error.description or "")
+        response = error_for(status, code, error.description or "")
+        for name, value in error.get_headers():  # e.g. Allow on 405 (RFC 9110 §15.5.6)
+            if name.lower() not in ("content-type", "content-length"):
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:
