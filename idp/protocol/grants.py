@@ -48,6 +48,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             return None
         if grant.client_id != client.client_id:
             return None
+        if grant.context.sid and not self.services.sso.is_active(grant.context.sid):
+            return None  # the SSO session ended (logout) after the code was issued
         return RedeemedCode(grant)
 
     def delete_authorization_code(self, authorization_code: RedeemedCode) -> None:

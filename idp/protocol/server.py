@@ -51,6 +51,12 @@ class ProviderServer(AuthorizationServer):
             refresh_token=refresh,
             refresh_expires_at=now + self._refresh_ttl if refresh else None,
         )
+        # A reuse of the code that raced this redemption may have revoked the grant before these
+        # tokens existed: check once more, now that they do (RFC 6749 §4.1.2).
+        if request.payload.grant_type == "authorization_code" and self.services.codes.is_grant_revoked(
+            context.grant_id
+        ):
+            self.services.tokens.revoke_grant(context.grant_id)
 
 
 def build_server(

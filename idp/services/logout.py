@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
 from collections.abc import Callable
 
-from joserfc import jwt
+from joserfc import jws, jwt
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,22 +52,31 @@ class LogoutService:
         self._clock = clock
 
     def end_session(self, sid: str, person_id: str) -> int:
-        """End the SSO session everywhere; returns how many back-channel logouts were queued."""
+        """End the SSO session everywhere; returns how many back-channel logouts were queued.
+
+        Logouts are queued before the session ends, so a crash in between loses none; clients added
+        by an authorization that finished meanwhile are queued after the end."""
+        before = self._sso.clients(sid)
+        queued = self._queue_logouts(sid, person_id, before)
         touched = self._sso.end(sid)
+        queued += self._queue_logouts(sid, person_id, touched - before)
         self._tokens.revoke_session(sid)
+        log.info("session ended: %d back-channel logout(s) queued", queued)
+        return queued
+
+    def _queue_logouts(self, sid: str, person_id: str, client_ids: set[str]) -> int:
         now = int(self._clock())
         rows = []
-        for client_id in sorted(touched):
+        for client_id in sorted(client_ids):
             client = self._clients.get(client_id)
             if client is None or not client.backchannel_logout_uri:
                 continue
+            token = self.build_logout_token(client_id, client.id_token_signed_response_alg, sid, person_id)
             rows.append(
                 LogoutOutboxRow(
                     client_id=client_id,
                     uri=client.backchannel_logout_uri,
-                    logout_token=self.build_logout_token(
-                        client_id, client.id_token_signed_response_alg, sid, person_id
-                    ),
+                    logout_token=token,
                     attempts=0,
                     next_attempt_at=now,
                     created_at=now,
@@ -75,7 +85,6 @@ class LogoutService:
         if rows:
             with self._sessions.begin() as session:
                 session.add_all(rows)
-        log.info("session ended: %d back-channel logout(s) queued", len(rows))
         return len(rows)
 
     def build_logout_token(self, client_id: str, alg: str, sid: str, sub: str) -> str:
@@ -129,9 +138,22 @@ class LogoutService:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    def _fresh_token(self, row: LogoutOutboxRow) -> str:
+        """The queued token, or, once less than half its lifetime is left, the same logout (aud, sub,
+        sid) signed again with a new iat/exp/jti: retries go on far longer than LOGOUT_TOKEN_TTL, and a
+        platform that was down for a while must not be sent a token it has to reject as expired."""
+        signature = jws.extract_compact(row.logout_token.encode())
+        claims = json.loads(signature.payload)
+        if int(claims.get("exp", 0)) - int(self._clock()) > LOGOUT_TOKEN_TTL // 2:
+            return row.logout_token
+        client = self._clients.get(row.client_id)
+        alg = client.id_token_signed_response_alg if client else str(signature.headers()["alg"])
+        return self.build_logout_token(row.client_id, alg, claims["sid"], claims["sub"])
+
     def _post(self, row: LogoutOutboxRow) -> str | None:
         try:
-            status = self._outbound.post_form(row.uri, {"logout_token": row.logout_token})
+            logout_token = self._fresh_token(row)
+            status = self._outbound.post_form(row.uri, {"logout_token": logout_token})
         except OutboundRefused as exc:
             return f"refused: {exc}"
         except Exception as exc:  # noqa: BLE001 - any network failure is retried

@@ -18,6 +18,7 @@ class OutboundHttp:
         self._allow_private = allow_private_network
         self._timeout = timeout
         self._session = requests.Session()
+        self._session.trust_env = False  # no proxy from the environment may route around the guard
 
     def check_target(self, url: str) -> None:
         parts = urlsplit(url)

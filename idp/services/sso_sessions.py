@@ -62,11 +62,14 @@ class SsoSessionService:
         return self._store.smembers(f"sso-clients:{sid}")
 
     def end(self, sid: str) -> set[str]:
-        """End the session with this sid; returns the clients it touched."""
-        clients = self.clients(sid)
+        """End the session with this sid; returns the clients it touched.
+
+        The session is made unfindable first and its clients are read last, so a client recorded by
+        an authorization that was finishing meanwhile is still in the set we return."""
         digest = self._store.take(f"sid:{sid}")
         if digest:
             self._store.delete(f"sso:{digest}")
+        clients = self.clients(sid)
         self._store.delete(f"sso-clients:{sid}")
         return clients
 

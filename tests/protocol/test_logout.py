@@ -107,3 +107,13 @@ def test_without_hint_the_person_confirms_on_a_csrf_protected_page(client, regis
 def test_logout_without_session_and_without_redirect_shows_signed_out_page(client, registered):
     response = client.get("/logout")
     assert response.status_code == 200 and "text/html" in response.content_type
+
+
+def test_a_code_issued_before_logout_cannot_be_redeemed_after_it(client, registered):
+    auth, result = login_for_code(client)
+    client.get("/logout")  # no hint: confirmation page
+    page = client.get("/logout?" + urlencode({"client_id": "portal"}))
+    fields = hidden_inputs(page.get_data(as_text=True))
+    client.post("/logout/confirm", data={**fields, "decision": "logout"})
+    response = redeem(client, result["code"], auth)
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
