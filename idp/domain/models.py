@@ -42,6 +42,8 @@ class Person:
     email_verified: bool = False
     phone_number: str | None = None
     id_number_masked: str | None = None
+    verified: bool = False  # real-name verified against an identity source (or by an operator)
+    mfa_enabled: bool = False
     disabled: bool = False
 
 

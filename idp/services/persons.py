@@ -68,6 +68,7 @@ class PersonService:
                 row.id_number_enc = self._encryptor.encrypt(number.encode(), aad=row.id.encode())
                 row.id_number_index = self._blind_index(number)
                 row.id_number_masked = mask_resident_id(number)
+                row.verified_at, row.verified_by = now, "operator"
             for name in ("name", "email", "phone_number"):
                 if name in data:
                     setattr(row, name, data[name] or None)
@@ -120,5 +121,7 @@ def _to_person(row: PersonRow) -> Person:
         email_verified=row.email_verified,
         phone_number=row.phone_number,
         id_number_masked=row.id_number_masked,
+        verified=row.verified_at is not None,
+        mfa_enabled=row.totp_enabled_at is not None,
         disabled=row.disabled,
     )

@@ -26,9 +26,80 @@ class PersonRow(Base):
     id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     id_number_index: Mapped[str | None] = mapped_column(String(64), unique=True)
     id_number_masked: Mapped[str | None] = mapped_column(String(32))
+    # Which identity document the number is: "resident_id" (GB 11643) or another type code.
+    document_type: Mapped[str] = mapped_column(String(32), default="resident_id")
+    # Real-name verification: when and by which source (register, operator, ldap).
+    verified_at: Mapped[int | None] = mapped_column(BigInteger)
+    verified_by: Mapped[str | None] = mapped_column(String(32))
+    self_registered: Mapped[bool] = mapped_column(Boolean, default=False)
+    # TOTP second factor: the secret AES-GCM encrypted; enabled once a code confirmed it.
+    totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_enabled_at: Mapped[int | None] = mapped_column(BigInteger)
+    password_changed_at: Mapped[int | None] = mapped_column(BigInteger)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class RecoveryCodeRow(Base):
+    """A single-use MFA recovery code, stored only as a keyed digest."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(String(32), index=True)
+    code_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    used_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class LegalEntityRow(Base):
+    """A legal entity (法人) identified by its Unified Social Credit Code."""
+
+    __tablename__ = "legal_entities"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    uscc: Mapped[str] = mapped_column(String(18), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    entity_type: Mapped[str] = mapped_column(String(32), default="enterprise")
+    status: Mapped[str] = mapped_column(
+        String(16), default="pending"
+    )  # pending|verified|suspended|deregistered
+    verified_at: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class AgentAuthorisationRow(Base):
+    """Authority of a person to act for a legal entity: representative (法定代表人), agent (经办人), admin."""
+
+    __tablename__ = "agent_authorisations"
+    __table_args__ = (Index("ix_agent_authorisations_person_entity", "person_id", "entity_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    entity_id: Mapped[str] = mapped_column(String(32), index=True)
+    person_id: Mapped[str] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(32))  # legal_representative | agent | entity_admin
+    powers: Mapped[str] = mapped_column(Text, default="")  # space-separated scopes
+    valid_from: Mapped[int] = mapped_column(BigInteger)
+    valid_until: Mapped[int | None] = mapped_column(BigInteger)
+    granted_by: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class NotificationRow(Base):
+    """A message sent through the development notifier (password-reset links), readable by the developer."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    recipient: Mapped[str] = mapped_column(String(254), index=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class ClientRow(Base):

@@ -93,8 +93,8 @@ def select_account() -> Response:
 
 
 def acr_for(person: Person) -> str:
-    """Password login: level 2 when the identity number was provisioned by a trusted operator."""
-    return LOA2 if person.id_number_masked else LOA1
+    """Password login: level 2 once the person's real name is verified, else level 1."""
+    return LOA2 if person.verified else LOA1
 
 
 def render_login(
