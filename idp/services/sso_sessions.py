@@ -46,6 +46,7 @@ class SsoSessionService:
         )
         self._store.set(f"sso:{_digest(handle)}", payload, self._ttl)
         self._store.set(f"sid:{session.sid}", _digest(handle), self._ttl)
+        self._store.sadd(f"person-sessions:{person_id}", session.sid, self._ttl)
         return handle, session
 
     def find(self, handle: str | None) -> SsoSession | None:
@@ -72,6 +73,17 @@ class SsoSessionService:
         clients = self.clients(sid)
         self._store.delete(f"sso-clients:{sid}")
         return clients
+
+    def sessions_of(self, person_id: str) -> list[SsoSession]:
+        """The person's live sessions (for "my sessions" and admins)."""
+        found = []
+        for sid in sorted(self._store.smembers(f"person-sessions:{person_id}")):
+            digest = self._store.get(f"sid:{sid}")
+            raw = self._store.get(f"sso:{digest}") if digest else None
+            session = _decode(raw) if raw else None
+            if session is not None and session.person_id == person_id:
+                found.append(session)
+        return found
 
     def is_active(self, sid: str) -> bool:
         return self._store.get(f"sid:{sid}") is not None
