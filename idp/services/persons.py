@@ -50,6 +50,14 @@ class PersonService:
             row = session.get(PersonRow, person_id)
             return _to_person(row) if row is not None else None
 
+    def find_by_id_number(self, id_number: str) -> Person | None:
+        """The person holding this resident identity number (blind-index lookup), or None."""
+        with self._sessions() as session:
+            row = session.scalar(
+                select(PersonRow).where(PersonRow.id_number_index == self._blind_index(id_number.upper()))
+            )
+            return _to_person(row) if row is not None else None
+
     def upsert(self, data: dict[str, Any]) -> Person:
         """Create or update a person by username (provisioning); password optional on update."""
         username, id_number = validate_person_data(data)
