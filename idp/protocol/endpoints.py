@@ -41,8 +41,9 @@ def check_token_param(request: Any) -> None:
         raise InvalidRequestError("Missing 'token' parameter.")
 
 
-class TokenRevocation(RevocationEndpoint):
-    CLIENT_AUTH_METHODS = ENDPOINT_AUTH_METHODS
+class TokenLookup:
+    """What both endpoints share: the `token` parameter and lookup by digest."""
+
     services: ProviderServices
 
     def check_params(self, request: Any, client: Any) -> None:
@@ -51,6 +52,10 @@ class TokenRevocation(RevocationEndpoint):
     def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
         record = self.services.tokens.find(token_string)
         return PresentedToken(token_string, record) if record is not None else None
+
+
+class TokenRevocation(TokenLookup, RevocationEndpoint):
+    CLIENT_AUTH_METHODS = ENDPOINT_AUTH_METHODS
 
     def authenticate_token(self, request: Any, client: Any) -> PresentedToken | None:
         # RFC 7009 §2.2: a token of another client is answered like an unknown one (no oracle).
@@ -65,16 +70,8 @@ class TokenRevocation(RevocationEndpoint):
         self.services.tokens.revoke(token.value, token.record.client_id)
 
 
-class TokenIntrospection(IntrospectionEndpoint):
+class TokenIntrospection(TokenLookup, IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = ENDPOINT_AUTH_METHODS
-    services: ProviderServices
-
-    def check_params(self, request: Any, client: Any) -> None:
-        check_token_param(request)
-
-    def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
-        record = self.services.tokens.find(token_string)
-        return PresentedToken(token_string, record) if record is not None else None
 
     def check_permission(self, token: PresentedToken, client: Any, request: Any) -> bool:
         # A client learns nothing about another client's tokens: they read as inactive.
