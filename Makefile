@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: run test lint test-sqlite test-postgres bench clean
+.PHONY: run test lint system-packages test-sqlite test-postgres bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,13 @@ run: $(VENV)/.installed
 	IDP_LOGOUT_WORKER=true IDP_ALLOW_PRIVATE_NETWORK=true $(PY) -m demo.run
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check idp tests demo wsgi.py
-	$(VENV)/bin/ruff format --check idp tests demo wsgi.py
+	$(VENV)/bin/ruff check idp tests demo registers wsgi.py
+	$(VENV)/bin/ruff format --check idp tests demo registers wsgi.py
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
+
+system-packages:
+	bash scripts/install-system-packages.sh
 
 test-sqlite: $(VENV)/.installed
 	IDP_TEST_BACKEND=sqlite $(PY) -m pytest
@@ -35,7 +38,7 @@ test-sqlite: $(VENV)/.installed
 test-postgres: $(VENV)/.installed
 	IDP_TEST_BACKEND=postgres $(PY) -m pytest
 
-test: lint test-sqlite test-postgres
+test: system-packages lint test-sqlite test-postgres
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
