@@ -41,10 +41,22 @@ def gunicorn_workers() -> int:
 
 
 @pytest.fixture
+def gunicorn_threads() -> int:
+    return 4
+
+
+@pytest.fixture
 def live_server(
-    live_settings: Any, live_services: Any, live_port: int, gunicorn_workers: int, tmp_path: Any
+    live_settings: Any,
+    live_services: Any,
+    live_port: int,
+    gunicorn_workers: int,
+    gunicorn_threads: int,
+    tmp_path: Any,
 ) -> Iterator[LiveServer]:
-    server = start_gunicorn(live_settings, live_port, tmp_path, workers=gunicorn_workers, threads=4)
+    server = start_gunicorn(
+        live_settings, live_port, tmp_path, workers=gunicorn_workers, threads=gunicorn_threads
+    )
     try:
         yield server
     finally:

@@ -39,6 +39,13 @@ def gunicorn_workers() -> int:
     return 4
 
 
+@pytest.fixture
+def gunicorn_threads() -> int:
+    # One request at a time per worker (gunicorn's sync worker): a storm cannot queue up inside
+    # one process, so it spreads over the workers.
+    return 1
+
+
 def storm(live_server: Any, url: str, data: dict[str, str]) -> tuple[list[requests.Response], set[str]]:
     """POST the same form PARALLEL times, released together by a barrier, one connection each;
     returns the responses and the pids of the worker processes that served them."""
