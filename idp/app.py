@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
@@ -12,22 +13,27 @@ from flask_wtf.csrf import CSRFProtect
 from idp.domain.assurance import AssuranceLadder
 from idp.protocol.discovery import build_metadata, encode_document
 from idp.protocol.server import build_server
+from idp.services.accounts import AccountService
 from idp.services.authorization_codes import AuthorizationCodeService
 from idp.services.clients import ClientService
 from idp.services.consent import ConsentService
 from idp.services.logout import LogoutService
+from idp.services.mfa import MfaService
+from idp.services.notifier import DatabaseNotifier, Notifier
 from idp.services.outbound import OutboundHttp
 from idp.services.passwords import PasswordHashing
 from idp.services.persons import PersonService
 from idp.services.provider import ProviderServices
 from idp.services.signing_keys import SigningKeyService
 from idp.services.sso_sessions import SsoSessionService
+from idp.services.throttling import LoginThrottle
 from idp.services.tokens import TokenService
 from idp.settings import ROOT, Settings
+from idp.sources.base import RealNameVerifier
 from idp.store.db import build_engine, build_sessionmaker
 from idp.store.ephemeral import build_ephemeral_store
 from idp.store.key_encryption import KeyEncryptor, load_or_create_kek
-from idp.web import api, authorize, consent, discovery, home, login, logout
+from idp.web import account, api, authorize, consent, discovery, home, login, logout, mfa
 from idp.web.context import WebContext
 from idp.web.i18n import init_i18n
 from idp.web.security import install_security
@@ -37,8 +43,13 @@ log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 64 * 1024
 
 
-def build_services(settings: Settings) -> ProviderServices:
-    """Everything below the web layer, wired once; shared by the app and the CLI."""
+def build_services(
+    settings: Settings, *, verifier: RealNameVerifier | None = None, notifier: Notifier | None = None
+) -> ProviderServices:
+    """Everything below the web layer, wired once; shared by the app and the CLI.
+
+    `verifier` is the population register for real-name verification (None: verification refused as
+    unavailable); `notifier` delivers account links (default: recorded in the database, development)."""
     engine = build_engine(settings.database_url)
     sessions = build_sessionmaker(engine)
     ephemeral = build_ephemeral_store(engine, settings.redis_url, settings.redis_prefix)
@@ -56,25 +67,45 @@ def build_services(settings: Settings) -> ProviderServices:
     hashing = PasswordHashing(time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib)
     sso = SsoSessionService(ephemeral, settings.session_ttl)
     tokens = TokenService(sessions, grace_seconds=settings.refresh_grace_seconds)
+    persons = PersonService(sessions, hashing, encryptor)
+    consent = ConsentService(sessions)
+    logout = LogoutService(
+        issuer=settings.issuer,
+        sessions=sessions,
+        sso=sso,
+        tokens=tokens,
+        clients=clients,
+        keys=keys,
+        outbound=OutboundHttp(allow_private_network=settings.allow_private_network),
+        max_attempts=settings.logout_max_attempts,
+    )
+    notifier = notifier or DatabaseNotifier(sessions)
     return ProviderServices(
         issuer=settings.issuer,
         ephemeral=ephemeral,
         clients=clients,
-        persons=PersonService(sessions, hashing, encryptor),
+        persons=persons,
         sso=sso,
         codes=AuthorizationCodeService(ephemeral, settings.code_ttl),
         tokens=tokens,
-        consent=ConsentService(sessions),
+        consent=consent,
         keys=keys,
-        logout=LogoutService(
-            issuer=settings.issuer,
-            sessions=sessions,
+        logout=logout,
+        # the authenticator app labels the account with the provider's host name
+        mfa=MfaService(sessions, encryptor, ephemeral, issuer_name=urlsplit(settings.issuer).netloc),
+        notifier=notifier,
+        throttle=LoginThrottle(ephemeral),
+        accounts=AccountService(
+            persons,
+            notifier,
+            ephemeral,
+            verifier,
             sso=sso,
+            logout=logout,
+            consent=consent,
             tokens=tokens,
             clients=clients,
-            keys=keys,
-            outbound=OutboundHttp(allow_private_network=settings.allow_private_network),
-            max_attempts=settings.logout_max_attempts,
+            issuer=settings.issuer,
         ),
     )
 
@@ -110,8 +141,9 @@ def create_app(settings: Settings | None = None, services: ProviderServices | No
         discovery=encode_document(build_metadata(settings.issuer, ladder.levels)),
     )
     csrf = CSRFProtect(app)
-    for blueprint in (authorize.bp, login.bp, consent.bp, logout.bp, api.bp, discovery.bp, home.bp):
+    for blueprint in (authorize.bp, login.bp, mfa.bp, consent.bp, logout.bp, api.bp, discovery.bp, home.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(account.bp)
     for blueprint in (api.bp, discovery.bp):
         csrf.exempt(blueprint)
     csrf.exempt("idp.web.logout.end_session")  # RP-initiated GET/POST; confirmation form is protected

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 LOA1 = "urn:cn:gov:loa:1"  # self-registered, password only
 LOA2 = "urn:cn:gov:loa:2"  # real-name verified identity, password
 LOA3 = "urn:cn:gov:loa:3"  # level 2 plus a second factor
+
+# amr values (RFC 8176) that count as a second factor beside the password; "rec" (a single-use
+# recovery code) is ours, not registered. A deployment adding a factor adds its amr value here.
+SECOND_FACTORS = frozenset({"otp", "rec"})
 
 
 @dataclass(frozen=True)
@@ -23,3 +28,15 @@ class AssuranceLadder:
 
     def satisfies(self, have: str | None, required: str | None) -> bool:
         return required is None or self.rank(have) >= self.rank(required)
+
+
+def has_second_factor(amr: Collection[str]) -> bool:
+    return not SECOND_FACTORS.isdisjoint(amr)
+
+
+def acr_for(verified: bool, amr: Collection[str], levels: tuple[str, str, str] = (LOA1, LOA2, LOA3)) -> str:
+    """The level a login reached: level 3 is level 2 plus a second factor, so an unverified person
+    stays at level 1 whatever factors they used. `levels` are the configured names, weakest first."""
+    if not verified:
+        return levels[0]
+    return levels[2] if has_second_factor(amr) else levels[1]

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from idp.store.models import ConsentRow
+
+
+@dataclass(frozen=True)
+class Consent:
+    """What a person granted one client."""
+
+    client_id: str
+    scopes: tuple[str, ...]
+    granted_at: int
 
 
 class ConsentService:
@@ -51,3 +61,11 @@ class ConsentService:
             )
             if row is not None:
                 session.delete(row)
+
+    def list_for_person(self, person_id: str) -> list[Consent]:
+        """Every client the person has consented to (for "my authorised platforms")."""
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(ConsentRow).where(ConsentRow.person_id == person_id).order_by(ConsentRow.client_id)
+            ).all()
+            return [Consent(r.client_id, tuple(r.scope.split()), r.granted_at) for r in rows]

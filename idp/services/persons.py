@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from idp.domain.errors import DomainError
@@ -25,6 +27,14 @@ MIN_PASSWORD_LENGTH = 8
 
 class PersonError(ValueError):
     """Person data that cannot be stored, with a plain message."""
+
+
+class ContactInUse(PersonError):
+    """Self-registration: the email address or mobile number already belongs to an account."""
+
+
+class IdNumberInUse(PersonError):
+    """Real-name verification: another person already holds this identity number."""
 
 
 class PersonService:
@@ -83,6 +93,129 @@ class PersonService:
             row.updated_at = now
             session.flush()
             return _to_person(row)
+
+    # -- self-service accounts (registration, passwords, real-name verification) -------------------
+
+    def find_for_recovery(self, identifier: str) -> Person | None:
+        """The person a password-reset request names: username, mobile number, identity number, or an
+        email address that exactly one person has."""
+        identifier = identifier.strip()
+        found = self._find_account(identifier)
+        if found is not None:
+            return found[0]
+        if "@" not in identifier or len(identifier) > 254:
+            return None
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(PersonRow).where(func.lower(PersonRow.email) == identifier.lower()).limit(2)
+            ).all()
+            return _to_person(rows[0]) if len(rows) == 1 else None
+
+    def contact_in_use(self, *, email: str | None = None, phone_number: str | None = None) -> bool:
+        """Whether an account already has this email address (as email or username) or mobile number."""
+        with self._sessions() as session:
+            return self._contact_taken(session, email, phone_number)
+
+    def register_self(
+        self, *, email: str | None, phone_number: str | None, name: str | None, password: str
+    ) -> Person:
+        """Create a self-registered (level 1) account whose contact was proven by a one-time link.
+
+        The person signs in with the email address (which becomes the username) or the mobile number;
+        a phone-only account gets a generated username. ContactInUse if an account has the contact."""
+        if not email and not phone_number:
+            raise PersonError("an email address or a mobile number is required")
+        if email and len(email) <= 64:
+            username = email.lower()
+        else:
+            username = "u" + secrets.token_hex(6)
+        password_hash = self._hashing.hash(password)
+        now = int(self._clock())
+        try:
+            with self._sessions.begin() as session:
+                if self._contact_taken(session, email, phone_number):
+                    raise ContactInUse("the email address or mobile number is already in use")
+                row = PersonRow(
+                    id=uuid.uuid4().hex,
+                    username=username,
+                    password_hash=password_hash,
+                    name=name or None,
+                    email=email.lower() if email else None,
+                    email_verified=bool(email),  # the registration link reached it
+                    phone_number=phone_number or None,
+                    self_registered=True,
+                    password_changed_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(row)
+                session.flush()
+                return _to_person(row)
+        except IntegrityError:  # a concurrent registration of the same contact won
+            raise ContactInUse("the email address or mobile number is already in use") from None
+
+    def _contact_taken(self, session: Session, email: str | None, phone_number: str | None) -> bool:
+        conditions = []
+        if email:
+            conditions += [func.lower(PersonRow.email) == email.lower(), PersonRow.username == email.lower()]
+        if phone_number:
+            conditions += [PersonRow.phone_number == phone_number, PersonRow.username == phone_number]
+        if not conditions:
+            return False
+        return session.scalar(select(PersonRow.id).where(or_(*conditions)).limit(1)) is not None
+
+    def check_password(self, person_id: str, password: str) -> bool:
+        """Whether this is the person's password (the hash always runs, even for an unknown id)."""
+        with self._sessions() as session:
+            row = session.get(PersonRow, person_id)
+            password_hash = row.password_hash if row is not None and not row.disabled else None
+        return self._hashing.verify(password_hash, password)
+
+    def set_password(self, person_id: str, password: str) -> int:
+        """Replace the password; returns the new `password_changed_at`."""
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise PersonError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+        password_hash = self._hashing.hash(password)
+        now = int(self._clock())
+        with self._sessions.begin() as session:
+            row = session.get(PersonRow, person_id)
+            if row is None:
+                raise PersonError("no such person")
+            row.password_hash = password_hash
+            row.password_changed_at = now
+            row.updated_at = now
+        return now
+
+    def password_changed_at(self, person_id: str) -> int | None:
+        """When the password was last set (None if never recorded or no such person)."""
+        with self._sessions() as session:
+            return session.scalar(select(PersonRow.password_changed_at).where(PersonRow.id == person_id))
+
+    def mark_verified(self, person_id: str, *, name: str, id_number: str, verified_by: str) -> Person:
+        """Record a real-name verification: the name, the identity number (encrypted, blind index,
+        masked) and when and by which source. IdNumberInUse if another person holds the number."""
+        number = parse_resident_id(id_number).value
+        index = self._blind_index(number)
+        now = int(self._clock())
+        try:
+            with self._sessions.begin() as session:
+                holder = session.scalar(select(PersonRow.id).where(PersonRow.id_number_index == index))
+                if holder is not None and holder != person_id:
+                    raise IdNumberInUse("another person holds this identity number")
+                row = session.get(PersonRow, person_id)
+                if row is None:
+                    raise PersonError("no such person")
+                row.id_number_enc = self._encryptor.encrypt(number.encode(), aad=row.id.encode())
+                row.id_number_index = index
+                row.id_number_masked = mask_resident_id(number)
+                row.document_type = "resident_id"
+                row.name = name
+                row.verified_at, row.verified_by = now, verified_by
+                row.updated_at = now
+                session.flush()
+                return _to_person(row)
+        except IntegrityError:  # a concurrent verification of the same number won
+            raise IdNumberInUse("another person holds this identity number") from None
 
     def _blind_index(self, id_number: str) -> str:
         return hmac.new(self._index_key, id_number.encode(), hashlib.sha256).hexdigest()

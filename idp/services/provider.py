@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from idp.services.accounts import AccountService
 from idp.services.authorization_codes import AuthorizationCodeService
 from idp.services.clients import ClientService
 from idp.services.consent import ConsentService
 from idp.services.logout import LogoutService
+from idp.services.mfa import MfaService
+from idp.services.notifier import Notifier
 from idp.services.persons import PersonService
 from idp.services.signing_keys import SigningKeyService
 from idp.services.sso_sessions import SsoSessionService
+from idp.services.throttling import LoginThrottle
 from idp.services.tokens import TokenService
 from idp.store.ephemeral import EphemeralStore
 
@@ -27,3 +31,7 @@ class ProviderServices:
     consent: ConsentService
     keys: SigningKeyService
     logout: LogoutService
+    mfa: MfaService
+    notifier: Notifier
+    throttle: LoginThrottle
+    accounts: AccountService

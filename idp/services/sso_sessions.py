@@ -7,6 +7,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from idp.domain.models import SsoSession
 from idp.store.ephemeral import EphemeralStore
@@ -40,11 +41,7 @@ class SsoSessionService:
             created_at=now,
         )
         handle = secrets.token_urlsafe(32)
-        payload = json.dumps(
-            {"sid": session.sid, "p": person_id, "at": now, "acr": acr, "amr": list(amr), "c": now},
-            separators=(",", ":"),
-        )
-        self._store.set(f"sso:{_digest(handle)}", payload, self._ttl)
+        self._store.set(f"sso:{_digest(handle)}", _encode(session), self._ttl)
         self._store.set(f"sid:{session.sid}", _digest(handle), self._ttl)
         self._store.sadd(f"person-sessions:{person_id}", session.sid, self._ttl)
         return handle, session
@@ -54,6 +51,26 @@ class SsoSessionService:
             return None
         raw = self._store.get(f"sso:{_digest(handle)}")
         return _decode(raw) if raw else None
+
+    def raise_assurance(self, handle: str | None, acr: str, added_amr: tuple[str, ...]) -> SsoSession | None:
+        """After a second factor: the session (same sid, same cookie) gets the new acr and the added
+        amr values; None if the session is gone.
+
+        auth_time becomes now: the second factor is an active authentication (OIDC Core §2 auth_time),
+        and the session's level now rests on it. The update is made in place and then checked against
+        a concurrent `end`, so a logout racing a step-up never brings the session back."""
+        session = self.find(handle)
+        if session is None or handle is None:
+            return None
+        now = int(self._clock())
+        amr = tuple(dict.fromkeys(session.amr + added_amr))
+        raised = replace(session, acr=acr, amr=amr, auth_time=now)
+        key = f"sso:{_digest(handle)}"
+        self._store.set(key, _encode(raised), self._remaining(session))
+        if not self.is_active(session.sid):  # ended meanwhile: `end` took the sid before our write
+            self._store.delete(key)
+            return None
+        return raised
 
     def record_client(self, session: SsoSession, client_id: str) -> None:
         """Remember that this session signed in to client_id (for back-channel logout)."""
@@ -90,6 +107,18 @@ class SsoSessionService:
 
     def _remaining(self, session: SsoSession) -> int:
         return max(1, session.created_at + self._ttl - int(self._clock()))
+
+
+def _encode(session: SsoSession) -> str:
+    payload = {
+        "sid": session.sid,
+        "p": session.person_id,
+        "at": session.auth_time,
+        "acr": session.acr,
+        "amr": list(session.amr),
+        "c": session.created_at,
+    }
+    return json.dumps(payload, separators=(",", ":"))
 
 
 def _decode(raw: str) -> SsoSession | None:

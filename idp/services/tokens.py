@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, and_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from idp.domain.models import AuthContext, TokenRecord
@@ -125,6 +125,29 @@ class TokenService:
     def revoke_session(self, sid: str) -> int:
         """Revoke every token issued in an SSO session (logout)."""
         return self._revoke_where(TokenRow.sid == sid)
+
+    def revoke_person_client(self, person_id: str, client_id: str) -> int:
+        """Revoke every token (refresh and access) a client holds for a person (the person withdrew
+        the platform's authorisation)."""
+        return self._revoke_where(and_(TokenRow.person_id == person_id, TokenRow.client_id == client_id))
+
+    def clients_holding_refresh_tokens(self, person_id: str) -> set[str]:
+        """Clients with a live refresh token for this person (they keep access without a login)."""
+        now = int(self._clock())
+        with self._sessions() as session:
+            return set(
+                session.scalars(
+                    select(TokenRow.client_id)
+                    .where(
+                        TokenRow.person_id == person_id,
+                        TokenRow.kind == "refresh",
+                        TokenRow.revoked_at.is_(None),
+                        TokenRow.rotated_at.is_(None),
+                        TokenRow.expires_at > now,
+                    )
+                    .distinct()
+                )
+            )
 
     def revoke(self, token: str, client_id: str) -> bool:
         """RFC 7009: revoke a token of this client; a refresh token takes its whole grant with it."""

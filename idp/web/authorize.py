@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, redirect, request, url_for
 
+from idp.domain.assurance import acr_for, has_second_factor
 from idp.domain.models import AuthContext, CodeGrant, SsoSession
 from idp.protocol.authorization_request import (
     AuthorizationRequest,
@@ -58,7 +59,9 @@ def continue_authorization(ctx: WebContext, tx: Transaction) -> Response:
         if needs_login(ctx, tx, session):
             return ask_person(tx, "login.form", "login_required")
         assert session is not None
-        check_assurance(ctx, authz, session)
+        second_factor_page = check_assurance(ctx, authz, session)
+        if second_factor_page:
+            return ask_person(tx, second_factor_page, "interaction_required")
         if needs_account_choice(tx, session):
             return ask_person(tx, "login.select_account_form", "account_selection_required")
         if needs_consent(ctx, tx, session):
@@ -83,16 +86,25 @@ def needs_login(ctx: WebContext, tx: Transaction, session: SsoSession | None) ->
     return max_age is not None and time.time() - session.auth_time > max_age
 
 
-def check_assurance(ctx: WebContext, authz: AuthorizationRequest, session: SsoSession) -> None:
-    """Never issue a weaker login than asked for: acr_values that cannot be met are an error."""
+def check_assurance(ctx: WebContext, authz: AuthorizationRequest, session: SsoSession) -> str | None:
+    """Never issue a weaker login than asked for (acr_values), nor one without the second factor a
+    person must use. A second factor steps the session up (its page is returned), never a new
+    password; a level that not even a second factor reaches is an error."""
     required = ctx.ladder.required(authz.acr_values)
-    if not ctx.ladder.satisfies(session.acr, required):
+    mfa = ctx.services.mfa
+    factor_missing = mfa.requires_mfa(session.person_id) and not has_second_factor(session.amr)
+    if ctx.ladder.satisfies(session.acr, required) and not factor_missing:
+        return None
+    person = ctx.services.persons.get(session.person_id)
+    stepped_up = acr_for(person.verified, {*session.amr, "otp"}) if person else None
+    if person is None or not ctx.ladder.satisfies(stepped_up, required):
         raise AuthorizeError(
             "unmet_authentication_requirements",
             f"The requested level of assurance {required} cannot be reached by this sign-in.",
             redirect_uri=authz.redirect_uri,
             state=authz.state,
         )
+    return "mfa.verify_form" if mfa.is_enabled(person.id) else "mfa.enrol_form"
 
 
 def needs_account_choice(tx: Transaction, session: SsoSession) -> bool:

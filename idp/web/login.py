@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
-from idp.domain.assurance import LOA1, LOA2
+from idp.domain.assurance import acr_for
 from idp.domain.models import Person
 from idp.protocol.authorization_request import AuthorizeError
 from idp.web.authorize import answer_error
-from idp.web.context import WebContext, web
+from idp.web.context import SESSION_COOKIE, WebContext, web
 from idp.web.sessions import current_session, set_session_cookie
 from idp.web.transactions import Transaction, finish_transaction, load_transaction, update_transaction
 
@@ -18,6 +20,8 @@ bp = Blueprint("login", __name__)
 log = logging.getLogger(__name__)
 
 MAX_FIELD = 256
+PENDING_LOGIN_COOKIE = "idp_pending_login"
+PENDING_LOGIN_PATH = "/mfa"  # only the second-factor pages read it
 
 
 @bp.route("/login", methods=["GET"])
@@ -45,18 +49,86 @@ def submit() -> Response | str:
         failure = Response(render_login(ctx, tx, error="invalid_credentials", identifier=identifier))
         failure.status_code = 401
         return failure
-    handle, session = ctx.services.sso.start(
-        person.id, acr_for(person), ("pwd",), request.cookies.get("idp_session")
-    )
-    log.info("login succeeded sid=%s", session.sid[:8])
-    if tx is not None:
-        update_transaction(ctx.services, tx, ctx.settings.login_ttl, login_sid=session.sid)
-        target = url_for("authorize.resume", tx=tx.id)
-    else:
-        target = url_for("home.index")
+    if ctx.services.mfa.is_enabled(person.id):
+        return hold_for_second_factor(ctx, person, tx, "mfa.verify_form")
+    if ctx.services.mfa.requires_mfa(person.id):
+        return hold_for_second_factor(ctx, person, tx, "mfa.enrol_form")
+    handle, target = complete_login(ctx, person, ("pwd",), tx)
     response = redirect(target)
     set_session_cookie(ctx, response, handle)  # type: ignore[arg-type]  # a new session id at every login
+    clear_pending_login(ctx, response)  # type: ignore[arg-type]
     return response  # type: ignore[return-value]
+
+
+def complete_login(
+    ctx: WebContext, person: Person, amr: tuple[str, ...], tx: Transaction | None
+) -> tuple[str, str]:
+    """Start the SSO session of a finished login; returns its handle (for the cookie) and where to go."""
+    handle, session = ctx.services.sso.start(
+        person.id, acr_for(person.verified, amr), amr, request.cookies.get(SESSION_COOKIE)
+    )
+    log.info("login succeeded sid=%s amr=%s", session.sid[:8], " ".join(amr))
+    if tx is None:
+        return handle, url_for("home.index")
+    update_transaction(ctx.services, tx, ctx.settings.login_ttl, login_sid=session.sid)
+    return handle, url_for("authorize.resume", tx=tx.id)
+
+
+# A password login of a person with a second factor (or who must enrol one) waits, bound to this
+# browser by a cookie, until the second factor is done: no SSO session exists before that.
+
+
+def hold_for_second_factor(
+    ctx: WebContext, person: Person, tx: Transaction | None, endpoint: str
+) -> Response:
+    handle = secrets.token_urlsafe(32)
+    ctx.services.ephemeral.set(_pending_key(handle), person.id, ctx.settings.login_ttl)
+    log.info("password accepted, second factor pending")
+    response = redirect(url_for(endpoint, tx=tx.id) if tx else url_for(endpoint))
+    response.set_cookie(
+        PENDING_LOGIN_COOKIE,
+        handle,
+        max_age=ctx.settings.login_ttl,
+        httponly=True,
+        samesite="Lax",
+        secure=ctx.settings.secure_cookies,
+        path=PENDING_LOGIN_PATH,
+    )
+    return response  # type: ignore[return-value]
+
+
+def pending_login(ctx: WebContext) -> str | None:
+    """The person whose password was accepted in this browser and whose second factor is awaited."""
+    handle = request.cookies.get(PENDING_LOGIN_COOKIE)
+    if not handle or len(handle) > 100:
+        return None
+    return ctx.services.ephemeral.get(_pending_key(handle))
+
+
+def take_pending_login(ctx: WebContext) -> str | None:
+    """Single use: of two concurrent completions exactly one gets the person id."""
+    handle = request.cookies.get(PENDING_LOGIN_COOKIE)
+    if not handle or len(handle) > 100:
+        return None
+    return ctx.services.ephemeral.take(_pending_key(handle))
+
+
+def clear_pending_login(ctx: WebContext, response: Response) -> None:
+    """Forget a waiting login (the cookie is only sent to /mfa; elsewhere the entry just expires)."""
+    handle = request.cookies.get(PENDING_LOGIN_COOKIE)
+    if handle and len(handle) <= 100:
+        ctx.services.ephemeral.delete(_pending_key(handle))
+    response.delete_cookie(
+        PENDING_LOGIN_COOKIE,
+        path=PENDING_LOGIN_PATH,
+        httponly=True,
+        samesite="Lax",
+        secure=ctx.settings.secure_cookies,
+    )
+
+
+def _pending_key(handle: str) -> str:
+    return f"login-pending:{hashlib.sha256(handle.encode()).hexdigest()}"
 
 
 @bp.route("/select-account", methods=["GET"])
@@ -90,11 +162,6 @@ def select_account() -> Response:
         return redirect(url_for("authorize.resume", tx=tx.id))  # type: ignore[return-value]
     update_transaction(ctx.services, tx, ctx.settings.login_ttl, account_chosen=True, force_login=True)
     return redirect(url_for("login.form", tx=tx.id))  # type: ignore[return-value]
-
-
-def acr_for(person: Person) -> str:
-    """Password login: level 2 once the person's real name is verified, else level 1."""
-    return LOA2 if person.verified else LOA1
 
 
 def render_login(
