@@ -24,8 +24,8 @@ run: $(VENV)/.installed
 	IDP_LOGOUT_WORKER=true IDP_ALLOW_PRIVATE_NETWORK=true $(PY) -m demo.run
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check idp tests demo registers wsgi.py
-	$(VENV)/bin/ruff format --check idp tests demo registers wsgi.py
+	$(VENV)/bin/ruff check idp tests demo registers bench wsgi.py
+	$(VENV)/bin/ruff format --check idp tests demo registers bench wsgi.py
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
@@ -39,6 +39,9 @@ test-postgres: $(VENV)/.installed
 	IDP_TEST_BACKEND=postgres $(PY) -m pytest
 
 test: system-packages lint test-sqlite test-postgres
+
+bench: $(VENV)/.installed
+	bash bench/production.sh
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""HTTP load driver for the OpenID Connect provider: see bench/README.md."""
