@@ -185,6 +185,32 @@ def deliver_logouts(settings: Settings, loop: bool, interval: float) -> None:
 
 
 @cli.command()
+@click.option("--to", "recipient", help="Only messages to this email address or mobile number.")
+@click.option("--limit", default=10, show_default=True, help="How many of the newest messages.")
+@click.pass_obj
+def notifications(settings: Settings, recipient: str | None, limit: int) -> None:
+    """Development: show the newest messages of the database notifier (registration and reset links)."""
+    from idp.services.notifier import DatabaseNotifier
+
+    notifier = _services(settings).notifier
+    if not isinstance(notifier, DatabaseNotifier):
+        raise click.ClickException("only the development (database) notifier records messages")
+    for message in reversed(notifier.recent(recipient, limit)):
+        sent = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(message.created_at))
+        click.echo(f"--- #{message.id} {sent} UTC to {message.recipient}: {message.subject}")
+        click.echo(message.body)
+
+
+@cli.command("unlock-login")
+@click.argument("identifier")
+@click.pass_obj
+def unlock_login(settings: Settings, identifier: str) -> None:
+    """Lift the sign-in lock and delay of an account identifier (username, ID number or mobile number)."""
+    _services(settings).throttle.unlock(identifier)
+    click.echo("unlocked")
+
+
+@cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
 @click.pass_obj

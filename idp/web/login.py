@@ -43,7 +43,12 @@ def submit() -> Response | str:
         return deny(ctx, tx)
     identifier = request.form.get("identifier", "")[:MAX_FIELD]
     password = request.form.get("password", "")[:MAX_FIELD]
+    address = request.remote_addr or ""
+    verdict = ctx.services.throttle.check(identifier, address)
     person = ctx.services.persons.authenticate(identifier, password) if identifier and password else None
+    if not verdict.allowed:
+        person = None  # locked or too early: answered exactly like a wrong password (the hash still ran)
+    ctx.services.throttle.record(identifier, address, succeeded=person is not None)
     if person is None:
         log.info("login failed")
         failure = Response(render_login(ctx, tx, error="invalid_credentials", identifier=identifier))

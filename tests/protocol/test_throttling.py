@@ -181,11 +181,6 @@ def test_unknown_user_and_wrong_password_get_the_same_answer(client, person):
     assert not session_cookie(wrong)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="integration pending: login.submit does not call services.throttle yet; "
-    "remove this marker when it does (strict: an unexpected pass fails the run)",
-)
 def test_locked_account_is_answered_like_a_wrong_password(client, person, services):
     wrong = login_page(client, PERSON["username"], "not the password")
     unknown = login_page(client, "nobody-here", "not the password")

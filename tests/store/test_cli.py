@@ -78,3 +78,22 @@ def test_migrate_is_idempotent(run):
 def test_bad_settings_are_a_clear_error(run):
     result = CliRunner().invoke(cli, ["migrate"], env={"IDP_ISSUER": "not-a-url"})
     assert result.exit_code != 0 and "IDP_ISSUER" in result.output
+
+
+def test_notifications_shows_the_newest_messages(run, services):
+    services.notifier.send("a@example.cn", "first", "body one")
+    services.notifier.send("b@example.cn", "second", "http://idp.test/password/reset/abc")
+    result = run("notifications")
+    assert result.exit_code == 0, result.output
+    assert result.output.index("first") < result.output.index("second")
+    assert "http://idp.test/password/reset/abc" in result.output
+    only = run("notifications", "--to", "a@example.cn")
+    assert "body one" in only.output and "second" not in only.output
+
+
+def test_unlock_login(run, services):
+    for _ in range(10):
+        services.throttle.record_failure("zhangsan", "192.0.2.1")
+    assert services.throttle.is_locked("zhangsan")
+    assert run("unlock-login", "zhangsan").exit_code == 0
+    assert not services.throttle.is_locked("zhangsan")
