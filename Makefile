@@ -17,6 +17,7 @@ run: $(VENV)/.installed
 	@echo
 	@echo "  Demo portal:  http://127.0.0.1:8001  (a relying party: sign in there)"
 	@echo "  Provider:     http://127.0.0.1:5000  (discovery: /.well-known/openid-configuration)"
+	@echo "  Registers:    http://127.0.0.1:8100  (reference population and enterprise registers)"
 	@echo "  Demo logins:  zhangsan / Zhangsan#2026   (or ID number 410105198503121235, or phone 13800000001)"
 	@echo "                lisi     / Lisi#20260101"
 	@echo "  Demo clients: see demo/seed.json"

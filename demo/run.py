@@ -1,4 +1,4 @@
-"""`make run`: the provider on :5000 and the demo portal on :8001 in one process."""
+"""`make run`: the provider on :5000, the demo portal on :8001 and the reference registers on :8100."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from werkzeug.serving import make_server, run_simple
 from demo.portal import create_portal
 from idp.app import create_app
 from idp.settings import Settings
+from registers.app import create_app as create_registers
 
 
 def main() -> None:
@@ -23,7 +24,14 @@ def main() -> None:
         threaded=True,
     )
     threading.Thread(target=portal.serve_forever, name="demo-portal", daemon=True).start()
+    registers = make_server("127.0.0.1", 8100, create_registers(), threaded=True)
+    threading.Thread(target=registers.serve_forever, name="registers", daemon=True).start()
+    register_url = "http://127.0.0.1:8100"
     settings = Settings.from_env()
+    settings = settings.with_overrides(
+        population_register_url=settings.population_register_url or register_url,
+        enterprise_register_url=settings.enterprise_register_url or register_url,
+    )
     run_simple("127.0.0.1", 5000, create_app(settings), threaded=True)
 
 

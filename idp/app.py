@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask
@@ -17,6 +18,7 @@ from idp.services.accounts import AccountService
 from idp.services.authorization_codes import AuthorizationCodeService
 from idp.services.clients import ClientService
 from idp.services.consent import ConsentService
+from idp.services.entities import EntityService
 from idp.services.logout import LogoutService
 from idp.services.mfa import MfaService
 from idp.services.notifier import DatabaseNotifier, Notifier
@@ -30,6 +32,8 @@ from idp.services.throttling import LoginThrottle
 from idp.services.tokens import TokenService
 from idp.settings import ROOT, Settings
 from idp.sources.base import RealNameVerifier
+from idp.sources.ldap import LdapSource
+from idp.sources.registers import EnterpriseRegister, PopulationRegister
 from idp.store.db import build_engine, build_sessionmaker
 from idp.store.ephemeral import build_ephemeral_store
 from idp.store.key_encryption import KeyEncryptor, load_or_create_kek
@@ -67,7 +71,14 @@ def build_services(
     hashing = PasswordHashing(time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib)
     sso = SsoSessionService(ephemeral, settings.session_ttl)
     tokens = TokenService(sessions, grace_seconds=settings.refresh_grace_seconds)
-    persons = PersonService(sessions, hashing, encryptor)
+    persons = PersonService(sessions, hashing, encryptor, external_source=build_person_source(settings))
+    entities = EntityService(sessions, persons, build_entity_register(settings))
+    if verifier is None and settings.population_register_url:
+        verifier = PopulationRegister(
+            settings.population_register_url,
+            settings.population_register_token,
+            timeout=settings.register_timeout,
+        )
     consent = ConsentService(sessions)
     logout = LogoutService(
         issuer=settings.issuer,
@@ -92,7 +103,14 @@ def build_services(
         keys=keys,
         logout=logout,
         # the authenticator app labels the account with the provider's host name
-        mfa=MfaService(sessions, encryptor, ephemeral, issuer_name=urlsplit(settings.issuer).netloc),
+        mfa=MfaService(
+            sessions,
+            encryptor,
+            ephemeral,
+            issuer_name=urlsplit(settings.issuer).netloc,
+            required_for=entities.requires_mfa,  # legal representatives and entity admins
+        ),
+        entities=entities,
         notifier=notifier,
         throttle=LoginThrottle(ephemeral),
         accounts=AccountService(
@@ -110,6 +128,37 @@ def build_services(
     )
 
 
+def build_person_source(settings: Settings) -> LdapSource | None:
+    """The external source that checks passwords, or None for local accounts."""
+    if settings.person_source != "ldap":
+        return None
+    assert settings.ldap_url and settings.ldap_base_dn  # Settings.validate
+    options: dict[str, Any] = {}
+    if settings.ldap_user_filter:
+        options["user_filter"] = settings.ldap_user_filter
+    return LdapSource(
+        settings.ldap_url,
+        settings.ldap_base_dn,
+        settings.ldap_bind_dn,
+        settings.ldap_bind_password,
+        id_attribute=settings.ldap_id_attribute or None,
+        timeout=settings.ldap_timeout,
+        start_tls=settings.ldap_start_tls,
+        ca_certs_file=settings.ldap_ca_file,
+        **options,
+    )
+
+
+def build_entity_register(settings: Settings) -> EnterpriseRegister | None:
+    if not settings.enterprise_register_url:
+        return None
+    return EnterpriseRegister(
+        settings.enterprise_register_url,
+        settings.enterprise_register_token,
+        timeout=settings.register_timeout,
+    )
+
+
 def create_app(settings: Settings | None = None, services: ProviderServices | None = None) -> Flask:
     settings = settings or Settings.from_env()
     services = services or build_services(settings)
@@ -124,6 +173,7 @@ def create_app(settings: Settings | None = None, services: ProviderServices | No
         SESSION_COOKIE_SECURE=settings.secure_cookies,
         WTF_CSRF_TIME_LIMIT=None,
         WTF_CSRF_SSL_STRICT=False,
+        BABEL_DEFAULT_TIMEZONE=settings.display_timezone,
     )
     ladder = AssuranceLadder()
     server = build_server(

@@ -36,6 +36,23 @@ class Settings:
     password_time_cost: int = 2
     password_memory_kib: int = 19 * 1024
     demo_seed: str | None = None
+    display_timezone: str = "Asia/Shanghai"
+    # Identity sources: where passwords are checked ("local" or "ldap"), and the HTTP registers.
+    person_source: str = "local"
+    ldap_url: str | None = None
+    ldap_base_dn: str | None = None
+    ldap_bind_dn: str | None = None
+    ldap_bind_password: str | None = None
+    ldap_user_filter: str | None = None  # None: uid, mobile or employeeNumber (the ID number)
+    ldap_id_attribute: str = "entryUUID"
+    ldap_timeout: float = 5.0
+    ldap_start_tls: bool = False
+    ldap_ca_file: str | None = None
+    population_register_url: str | None = None
+    population_register_token: str | None = None
+    enterprise_register_url: str | None = None
+    enterprise_register_token: str | None = None
+    register_timeout: float = 3.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -68,6 +85,10 @@ class Settings:
             raise ValueError("IDP_ISSUER must be an http(s) URL without a trailing slash")
         if not 0 < self.code_ttl <= 60:
             raise ValueError("IDP_CODE_TTL must be between 1 and 60 seconds")
+        if self.person_source not in ("local", "ldap"):
+            raise ValueError("IDP_PERSON_SOURCE must be local or ldap")
+        if self.person_source == "ldap" and not (self.ldap_url and self.ldap_base_dn):
+            raise ValueError("IDP_PERSON_SOURCE=ldap needs IDP_LDAP_URL and IDP_LDAP_BASE_DN")
         if self.key_rotation_overlap <= self.key_cache_seconds:
             raise ValueError("IDP_KEY_ROTATION_OVERLAP must exceed IDP_KEY_CACHE_SECONDS")
 
@@ -79,6 +100,11 @@ def _coerce(name: str, raw: str, default: Any) -> Any:
         if raw.lower() in ("0", "false", "no", "off"):
             return False
         raise ValueError(f"IDP_{name.upper()} must be true or false")
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"IDP_{name.upper()} must be a number") from None
     if isinstance(default, int):
         try:
             return int(raw)

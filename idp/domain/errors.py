@@ -26,3 +26,8 @@ class InvalidIdentifier(DomainError):
     """A resident identity number or unified social credit code is malformed."""
 
     code = "invalid_identifier"
+
+
+class SourceUnavailable(Exception):
+    """An identity source (directory, register) failed or timed out. Never treated as success: the
+    login or verification is refused with a clear message."""

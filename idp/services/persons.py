@@ -18,6 +18,7 @@ from idp.domain.errors import DomainError
 from idp.domain.identifiers import looks_like_resident_id, mask_resident_id, parse_resident_id
 from idp.domain.models import Person
 from idp.services.passwords import PasswordHashing
+from idp.sources.base import PersonSource, SourcePerson
 from idp.sources.local import LocalAccountSource
 from idp.store.key_encryption import KeyEncryptor
 from idp.store.models import PersonRow
@@ -44,8 +45,10 @@ class PersonService:
         hashing: PasswordHashing,
         encryptor: KeyEncryptor,
         clock: Callable[[], float] = time.time,
+        external_source: PersonSource | None = None,
     ) -> None:
         self._sessions = sessions
+        self._external = external_source
         self._hashing = hashing
         self._encryptor = encryptor
         self._index_key = encryptor.derive("id-number-blind-index")
@@ -53,7 +56,49 @@ class PersonService:
         self.source = LocalAccountSource(self._find_account, hashing)
 
     def authenticate(self, identifier: str, password: str) -> Person | None:
-        return self.source.authenticate(identifier.strip(), password)
+        """Check the credentials at the configured source. An external source's failure raises
+        SourceUnavailable (the login is refused with a clear message, never let through)."""
+        if self._external is None:
+            return self.source.authenticate(identifier.strip(), password)
+        found = self._external.authenticate(identifier.strip(), password)
+        return self._link_external(found) if found is not None else None
+
+    def _link_external(self, found: SourcePerson) -> Person | None:
+        """The local person for an external identity, created or refreshed from what the source says."""
+        now = int(self._clock())
+        for _attempt in range(2):  # two first logins at once: the loser re-reads the winner's row
+            try:
+                with self._sessions.begin() as session:
+                    row = session.scalar(
+                        select(PersonRow).where(
+                            PersonRow.external_source == found.source,
+                            PersonRow.external_id == found.source_id,
+                        )
+                    )
+                    if row is None:
+                        row = PersonRow(
+                            id=uuid.uuid4().hex,
+                            username=f"{found.source}:{found.source_id}"[:64],
+                            external_source=found.source,
+                            external_id=found.source_id,
+                            created_at=now,
+                        )
+                        session.add(row)
+                    row.name = found.name or row.name
+                    row.email = found.email or row.email
+                    row.updated_at = now
+                    if found.id_number and row.id_number_index is None:
+                        number = _valid_id_number(found.id_number)
+                        if number is not None:
+                            row.id_number_enc = self._encryptor.encrypt(number.encode(), aad=row.id.encode())
+                            row.id_number_index = self._blind_index(number)
+                            row.id_number_masked = mask_resident_id(number)
+                            row.verified_at, row.verified_by = now, found.source
+                    session.flush()
+                    return None if row.disabled else _to_person(row)
+            except IntegrityError:
+                continue
+        return None
 
     def get(self, person_id: str) -> Person | None:
         with self._sessions() as session:
@@ -251,6 +296,13 @@ def validate_person_data(data: dict[str, Any]) -> tuple[str, str | None]:
         except DomainError as exc:
             raise PersonError(f"id_number: {exc}") from None
     return username, id_number
+
+
+def _valid_id_number(text: str) -> str | None:
+    try:
+        return parse_resident_id(text).value
+    except DomainError:
+        return None
 
 
 def _to_person(row: PersonRow) -> Person:

@@ -8,6 +8,7 @@ from idp.services.accounts import AccountService
 from idp.services.authorization_codes import AuthorizationCodeService
 from idp.services.clients import ClientService
 from idp.services.consent import ConsentService
+from idp.services.entities import EntityService
 from idp.services.logout import LogoutService
 from idp.services.mfa import MfaService
 from idp.services.notifier import Notifier
@@ -32,6 +33,7 @@ class ProviderServices:
     keys: SigningKeyService
     logout: LogoutService
     mfa: MfaService
+    entities: EntityService
     notifier: Notifier
     throttle: LoginThrottle
     accounts: AccountService

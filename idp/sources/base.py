@@ -5,9 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from idp.domain.errors import SourceUnavailable
 
-class SourceUnavailable(Exception):
-    """The source failed or timed out. Never treated as success: the login or verification is refused."""
+__all__ = [
+    "EntityRecord",
+    "EntityRegister",
+    "PersonSource",
+    "RealNameVerifier",
+    "SourcePerson",
+    "SourceUnavailable",
+]
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,10 @@ from idp.store.db import Base
 
 
 class PersonRow(Base):
-    """A natural person (自然人) with a local account."""
+    """A natural person (自然人): a local account, or one linked to an external identity source."""
 
     __tablename__ = "persons"
+    __table_args__ = (UniqueConstraint("external_source", "external_id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # also the public `sub`
     username: Mapped[str] = mapped_column(String(64), unique=True)
@@ -36,6 +37,9 @@ class PersonRow(Base):
     totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     totp_enabled_at: Mapped[int | None] = mapped_column(BigInteger)
     password_changed_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Set for persons who authenticate at an external source (LDAP): which source, and its stable id.
+    external_source: Mapped[str | None] = mapped_column(String(32))
+    external_id: Mapped[str | None] = mapped_column(String(255))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
@@ -149,6 +153,7 @@ class TokenRow(Base):
     __table_args__ = (
         Index("ix_tokens_grant_id", "grant_id"),
         Index("ix_tokens_sid", "sid"),
+        Index("ix_tokens_person_client", "person_id", "client_id"),
     )
 
     id: Mapped[int] = mapped_column(
@@ -161,6 +166,7 @@ class TokenRow(Base):
     scope: Mapped[str] = mapped_column(Text, default="")
     grant_id: Mapped[str] = mapped_column(String(64))
     sid: Mapped[str | None] = mapped_column(String(64))
+    entity_id: Mapped[str | None] = mapped_column(String(32))  # the legal entity the person acts for
     auth_time: Mapped[int | None] = mapped_column(BigInteger)
     acr: Mapped[str | None] = mapped_column(String(64))
     amr: Mapped[str | None] = mapped_column(String(128))  # space-separated

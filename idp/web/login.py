@@ -9,6 +9,7 @@ import secrets
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
 from idp.domain.assurance import acr_for
+from idp.domain.errors import SourceUnavailable
 from idp.domain.models import Person
 from idp.protocol.authorization_request import AuthorizeError
 from idp.web.authorize import answer_error
@@ -45,7 +46,13 @@ def submit() -> Response | str:
     password = request.form.get("password", "")[:MAX_FIELD]
     address = request.remote_addr or ""
     verdict = ctx.services.throttle.check(identifier, address)
-    person = ctx.services.persons.authenticate(identifier, password) if identifier and password else None
+    try:
+        person = ctx.services.persons.authenticate(identifier, password) if identifier and password else None
+    except SourceUnavailable as exc:
+        log.error("identity source unavailable: %s", exc)
+        unavailable = Response(render_login(ctx, tx, error="source_unavailable", identifier=identifier))
+        unavailable.status_code = 503
+        return unavailable
     if not verdict.allowed:
         person = None  # locked or too early: answered exactly like a wrong password (the hash still ran)
     ctx.services.throttle.record(identifier, address, succeeded=person is not None)
