@@ -147,3 +147,19 @@ def app(settings, services):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def reference_registers() -> Iterator[str]:
+    """The reference population and enterprise registers, served over real HTTP on a free port."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from registers.app import create_app as create_registers
+
+    server = make_server("127.0.0.1", 0, create_registers(), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class SsoSession:
     acr: str
     amr: tuple[str, ...]
     created_at: int
+    acting: str | None = None  # None: not chosen yet; "self"; or the id of a legal entity acted for
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,9 @@ class AuthContext:
     amr: tuple[str, ...] = ()
     nonce: str | None = None
     claims: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    entity_id: str | None = None  # the legal entity (法人) the person acts for, if any
+    # The `entity` claim (uscc, name, role, powers), resolved afresh whenever tokens are issued.
+    entity_claim: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,7 @@ class TokenRecord:
     expires_at: int
     revoked_at: int | None
     rotated_at: int | None
+    entity_id: str | None = None
 
     def is_active(self, now: float) -> bool:
         return self.revoked_at is None and self.expires_at > now

@@ -11,7 +11,7 @@ SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
     "email": ("email", "email_verified"),
     "phone": ("phone_number", "phone_number_verified"),
 }
-SUPPORTED_SCOPES = ("openid", "profile", "email", "phone")
+SUPPORTED_SCOPES = ("openid", "profile", "email", "phone", "entity")  # entity: acting for a legal entity
 
 
 def claims_for_scope(person: Person, scope: str) -> dict[str, Any]:

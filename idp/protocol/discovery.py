@@ -57,6 +57,7 @@ def build_metadata(issuer: str, acr_values: tuple[str, ...]) -> dict[str, Any]:
             "email_verified",
             "phone_number",
             "phone_number_verified",
+            "entity",
         ],
         "acr_values_supported": list(acr_values),
         "prompt_values_supported": list(PROMPT_VALUES),

@@ -9,7 +9,9 @@ from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
+from idp.domain.entities import CannotActForEntity
 from idp.domain.models import TokenRecord
+from idp.services.entities import EntityError
 from idp.services.provider import ProviderServices
 
 ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
@@ -83,7 +85,15 @@ class TokenIntrospection(TokenLookup, IntrospectionEndpoint):
         record = token.record
         if record.sid and not self.services.sso.is_active(record.sid):
             return {"active": False}
-        return self.introspect_token(token)
+        payload = self.introspect_token(token)
+        if record.entity_id and record.person_id:
+            try:
+                payload["entity"] = self.services.entities.acting_as(
+                    record.person_id, record.entity_id
+                ).to_claim()
+            except (CannotActForEntity, EntityError):
+                return {"active": False}  # the authority to act for the entity has ended
+        return payload
 
     def introspect_token(self, token: PresentedToken) -> dict[str, Any]:
         record = token.record

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidScopeError, grants
 
+from idp.domain.entities import CannotActForEntity
 from idp.domain.models import AuthContext, CodeGrant, TokenRecord
 from idp.services.authorization_codes import CodeReused
+from idp.services.entities import EntityError
 from idp.services.provider import ProviderServices
 from idp.services.tokens import RefreshRejected
 
@@ -59,7 +62,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         raise NotImplementedError("codes are issued by idp.web.authorize")
 
     def authenticate_user(self, authorization_code: RedeemedCode) -> AuthContext:
-        return authorization_code.grant.context
+        return with_entity_claim(self.services, authorization_code.grant.context)
 
 
 class RefreshCredential:
@@ -101,14 +104,20 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if record.sid and not self.services.sso.is_active(record.sid):
             self.services.tokens.revoke_grant(record.grant_id)
             raise InvalidGrantError("The session of this refresh token has ended.")
-        return AuthContext(
+        context = AuthContext(
             person_id=record.person_id,
             grant_id=record.grant_id,
             sid=record.sid,
             auth_time=record.auth_time,
             acr=record.acr,
             amr=record.amr,
+            entity_id=record.entity_id,
         )
+        try:
+            return with_entity_claim(self.services, context)
+        except InvalidGrantError:
+            self.services.tokens.revoke_grant(record.grant_id)
+            raise
 
     def revoke_old_credential(self, refresh_token: RefreshCredential) -> None:
         """Already marked rotated in authenticate_user."""
@@ -123,6 +132,19 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         allowed = set(self.request.client.client.scope)
         if not set(requested) <= allowed or "openid" in requested:
             raise InvalidScopeError("The client may not request this scope.")
+
+
+def with_entity_claim(services: ProviderServices, context: AuthContext) -> AuthContext:
+    """Re-check, at every issuance, that the person may still act for the entity: a revoked or
+    expired authorisation or a suspended entity stops the next token (and its refresh family)."""
+    if context.entity_id is None or context.person_id is None:
+        return context
+    try:
+        acting = services.entities.acting_as(context.person_id, context.entity_id)
+    except (CannotActForEntity, EntityError) as exc:
+        # RFC 6749 §5.2: error_description is ASCII, so the reason travels as its code.
+        raise InvalidGrantError(f"The person may no longer act for this entity ({exc.code}).") from None
+    return replace(context, entity_claim=acting.to_claim())
 
 
 def new_grant_id() -> str:

@@ -59,6 +59,8 @@ class IdTokenIssuer:
                 claims[name] = value
         if ctx.amr:
             claims["amr"] = list(ctx.amr)
+        if ctx.entity_claim:
+            claims["entity"] = ctx.entity_claim
         alg = client.id_token_signed_response_alg
         key = self._services.keys.current(alg)
         return jwt.encode({"alg": alg, "kid": key.kid, "typ": "JWT"}, claims, key.private_key)

@@ -75,5 +75,7 @@ class TokenFactory:
                 claims["acr"] = user.acr
             if user.amr:
                 claims["amr"] = list(user.amr)
+            if user.entity_claim:
+                claims["entity"] = user.entity_claim
         key = self._keys.current(ACCESS_TOKEN_ALG)
         return jwt.encode({"alg": ACCESS_TOKEN_ALG, "typ": "at+jwt", "kid": key.kid}, claims, key.private_key)

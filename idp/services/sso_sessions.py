@@ -28,22 +28,31 @@ class SsoSessionService:
     def start(
         self, person_id: str, acr: str, amr: tuple[str, ...], previous_handle: str | None
     ) -> tuple[str, SsoSession]:
-        """Start a session after a login; the previous handle (if any) is dropped (new id at login)."""
+        """Start a session after a login, always under a new handle (no session fixation).
+
+        A new login of the same person continues their session: same sid, so the platforms it
+        touched still get the back-channel logout when it ends (the web layer ends another person's
+        session before calling this)."""
+        previous = self.find(previous_handle)
         if previous_handle:
             self._store.delete(f"sso:{_digest(previous_handle)}")
         now = int(self._clock())
+        same_person = previous is not None and previous.person_id == person_id
         session = SsoSession(
-            sid=secrets.token_urlsafe(16),
+            sid=previous.sid if previous is not None and same_person else secrets.token_urlsafe(16),
             person_id=person_id,
             auth_time=now,
             acr=acr,
             amr=amr,
             created_at=now,
+            acting=previous.acting if previous is not None and same_person else None,
         )
         handle = secrets.token_urlsafe(32)
         self._store.set(f"sso:{_digest(handle)}", _encode(session), self._ttl)
         self._store.set(f"sid:{session.sid}", _digest(handle), self._ttl)
         self._store.sadd(f"person-sessions:{person_id}", session.sid, self._ttl)
+        if same_person:
+            self._store.touch(f"sso-clients:{session.sid}", self._ttl)
         return handle, session
 
     def find(self, handle: str | None) -> SsoSession | None:
@@ -62,15 +71,28 @@ class SsoSessionService:
         session = self.find(handle)
         if session is None or handle is None:
             return None
-        now = int(self._clock())
         amr = tuple(dict.fromkeys(session.amr + added_amr))
-        raised = replace(session, acr=acr, amr=amr, auth_time=now)
+        return self._rewrite(
+            handle, session, replace(session, acr=acr, amr=amr, auth_time=int(self._clock()))
+        )
+
+    def choose_acting(self, handle: str | None, acting: str) -> SsoSession | None:
+        """Remember for whom the person acts in this session: "self" or a legal entity's id; it holds
+        for every platform until the person switches (prompt=select_account)."""
+        session = self.find(handle)
+        if session is None or handle is None:
+            return None
+        return self._rewrite(handle, session, replace(session, acting=acting))
+
+    def _rewrite(self, handle: str, session: SsoSession, changed: SsoSession) -> SsoSession | None:
+        """Store a changed session in place, then check it against a concurrent `end`, so a logout
+        racing the change never brings the session back."""
         key = f"sso:{_digest(handle)}"
-        self._store.set(key, _encode(raised), self._remaining(session))
+        self._store.set(key, _encode(changed), self._remaining(session))
         if not self.is_active(session.sid):  # ended meanwhile: `end` took the sid before our write
             self._store.delete(key)
             return None
-        return raised
+        return changed
 
     def record_client(self, session: SsoSession, client_id: str) -> None:
         """Remember that this session signed in to client_id (for back-channel logout)."""
@@ -117,6 +139,7 @@ def _encode(session: SsoSession) -> str:
         "acr": session.acr,
         "amr": list(session.amr),
         "c": session.created_at,
+        "e": session.acting,
     }
     return json.dumps(payload, separators=(",", ":"))
 
@@ -131,6 +154,7 @@ def _decode(raw: str) -> SsoSession | None:
             acr=data["acr"],
             amr=tuple(data["amr"]),
             created_at=int(data["c"]),
+            acting=data.get("e"),
         )
     except (ValueError, KeyError, TypeError):
         return None

@@ -59,6 +59,7 @@ class TokenService:
             "scope": scope,
             "grant_id": context.grant_id,
             "sid": context.sid,
+            "entity_id": context.entity_id,
             "auth_time": context.auth_time,
             "acr": context.acr,
             "amr": " ".join(context.amr) or None,
@@ -185,4 +186,5 @@ def _to_record(row: TokenRow) -> TokenRecord:
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
         rotated_at=row.rotated_at,
+        entity_id=row.entity_id,
     )

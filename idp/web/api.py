@@ -8,7 +8,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from idp.domain.entities import CannotActForEntity
 from idp.protocol.claims import claims_for_scope
+from idp.services.entities import EntityError
 from idp.web.context import web
 from idp.web.responses import oauth_error
 
@@ -128,7 +130,13 @@ def userinfo() -> Response:
     person = ctx.services.persons.get(record.person_id)
     if person is None or person.disabled:
         return bearer_error("invalid_token", "The person is no longer active.", 401)
-    response = jsonify(claims_for_scope(person, record.scope))
+    claims = claims_for_scope(person, record.scope)
+    if record.entity_id:
+        try:
+            claims["entity"] = ctx.services.entities.acting_as(person.id, record.entity_id).to_claim()
+        except (CannotActForEntity, EntityError):
+            return bearer_error("invalid_token", "The authority to act for the legal entity has ended.", 401)
+    response = jsonify(claims)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -64,6 +64,8 @@ def continue_authorization(ctx: WebContext, tx: Transaction) -> Response:
             return ask_person(tx, second_factor_page, "interaction_required")
         if needs_account_choice(tx, session):
             return ask_person(tx, "login.select_account_form", "account_selection_required")
+        if needs_entity_choice(ctx, tx, session):
+            return ask_person(tx, "entity.select_form", "account_selection_required")
         if needs_consent(ctx, tx, session):
             return ask_person(tx, "consent.form", "consent_required")
     except AuthorizeError as error:
@@ -71,7 +73,7 @@ def continue_authorization(ctx: WebContext, tx: Transaction) -> Response:
         return answer_error(ctx, error)
     if not finish_transaction(ctx.services, tx):
         return error_page(400, "invalid_request", "This sign-in was already completed.")
-    return issue_code(ctx, authz, session)
+    return issue_code(ctx, authz, session, acting_entity_id(ctx, tx, session))
 
 
 def needs_login(ctx: WebContext, tx: Transaction, session: SsoSession | None) -> bool:
@@ -111,6 +113,33 @@ def needs_account_choice(tx: Transaction, session: SsoSession) -> bool:
     return "select_account" in tx.request.prompt and not tx.account_chosen and session.sid != tx.login_sid
 
 
+def needs_entity_choice(ctx: WebContext, tx: Transaction, session: SsoSession) -> bool:
+    """Scope `entity`: the person acts for themself or for one legal entity they hold a valid
+    authorisation for. Asked once per session (the choice holds for every platform), again with
+    prompt=select_account, and again when the authority chosen earlier has ended."""
+    if "entity" not in tx.request.scope or tx.acting is not None:
+        return False
+    options = {option.entity_id for option in ctx.services.entities.acting_options(session.person_id)}
+    if not options:
+        return False
+    if "select_account" in tx.request.prompt:
+        return True
+    return session.acting is None or (session.acting != "self" and session.acting not in options)
+
+
+def acting_entity_id(ctx: WebContext, tx: Transaction, session: SsoSession) -> str | None:
+    """The entity the code is issued for: chosen in this sign-in, or earlier in the session while
+    that authority still holds (token issuance checks it again)."""
+    if "entity" not in tx.request.scope:
+        return None
+    if tx.acting is not None:
+        return None if tx.acting == "self" else tx.acting
+    if session.acting in (None, "self"):
+        return None
+    options = {option.entity_id for option in ctx.services.entities.acting_options(session.person_id)}
+    return session.acting if session.acting in options else None
+
+
 def needs_consent(ctx: WebContext, tx: Transaction, session: SsoSession) -> bool:
     client = ctx.services.clients.get(tx.request.client_id)
     if client is None:
@@ -136,7 +165,9 @@ def ask_person(tx: Transaction, endpoint: str, none_error: str) -> Response:
     return redirect(url_for(endpoint, tx=tx.id))  # type: ignore[return-value]
 
 
-def issue_code(ctx: WebContext, authz: AuthorizationRequest, session: SsoSession) -> Response:
+def issue_code(
+    ctx: WebContext, authz: AuthorizationRequest, session: SsoSession, entity_id: str | None
+) -> Response:
     context = AuthContext(
         person_id=session.person_id,
         grant_id=new_grant_id(),
@@ -145,6 +176,7 @@ def issue_code(ctx: WebContext, authz: AuthorizationRequest, session: SsoSession
         acr=session.acr,
         amr=session.amr,
         nonce=authz.nonce,
+        entity_id=entity_id,
     )
     grant = CodeGrant(
         client_id=authz.client_id,

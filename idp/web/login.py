@@ -76,6 +76,10 @@ def complete_login(
     ctx: WebContext, person: Person, amr: tuple[str, ...], tx: Transaction | None
 ) -> tuple[str, str]:
     """Start the SSO session of a finished login; returns its handle (for the cookie) and where to go."""
+    previous = current_session(ctx)
+    if previous is not None and previous.person_id != person.id:
+        # another person signs in in this browser: the previous person's session ends everywhere
+        ctx.services.logout.end_session(previous.sid, previous.person_id)
     handle, session = ctx.services.sso.start(
         person.id, acr_for(person.verified, amr), amr, request.cookies.get(SESSION_COOKIE)
     )

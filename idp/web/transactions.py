@@ -21,6 +21,7 @@ class Transaction:
     consented: bool = False
     force_login: bool = False
     login_sid: str | None = None  # the session created by a login inside this transaction
+    acting: str | None = None  # chosen in this transaction: "self" or a legal entity's id
 
 
 def start_transaction(services: ProviderServices, authz: AuthorizationRequest, ttl: int) -> Transaction:
@@ -37,6 +38,7 @@ def save_transaction(services: ProviderServices, tx: Transaction, ttl: int) -> N
         "c": tx.consented,
         "f": tx.force_login,
         "l": tx.login_sid,
+        "e": tx.acting,
     }
     services.ephemeral.set(f"tx:{tx.id}", json.dumps(payload, separators=(",", ":")), ttl)
 
@@ -56,6 +58,7 @@ def load_transaction(services: ProviderServices, tx_id: str | None) -> Transacti
         consented=data["c"],
         force_login=data["f"],
         login_sid=data["l"],
+        acting=data.get("e"),
     )
 
 

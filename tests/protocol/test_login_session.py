@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import pytest
-from flows import PERSON, PORTAL, authorize_params, hidden_inputs, query_of
+from flows import PERSON, PORTAL, authorize_params, hidden_inputs, login_for_code, query_of
 
 
 @pytest.fixture
@@ -124,3 +124,24 @@ def test_empty_or_oversized_credentials_get_the_generic_answer(client, registere
     assert post_login(client, fields, "zhangsan", "").status_code == 401
     assert post_login(client, fields, "", PERSON["password"]).status_code == 401
     assert post_login(client, fields, "z" * 10_000, "p" * 10_000).status_code == 401
+
+
+def test_a_new_login_of_the_same_person_keeps_the_session_id(client, registered):
+    login_for_code(client)
+    first = registered.sso.sessions_of(registered.persons.authenticate("zhangsan", PERSON["password"]).id)
+    _auth, fields = login_page(client, prompt="login")
+    post_login(client, fields, "zhangsan", PERSON["password"])
+    second = registered.sso.sessions_of(first[0].person_id)
+    assert [s.sid for s in second] == [first[0].sid]  # platforms it touched still get its logout
+
+
+def test_another_persons_login_ends_the_previous_session_everywhere(client, registered):
+    registered.clients.register({**PORTAL, "backchannel_logout_uri": "https://portal.example/backchannel"})
+    registered.persons.upsert({"username": "lisi", "password": "another long password"})
+    login_for_code(client)
+    zhangsan = registered.persons.authenticate("zhangsan", PERSON["password"])
+    assert len(registered.sso.sessions_of(zhangsan.id)) == 1
+    _auth, fields = login_page(client, prompt="login")
+    post_login(client, fields, "lisi", "another long password")
+    assert registered.sso.sessions_of(zhangsan.id) == []
+    assert registered.logout.pending()[0]["client_id"] == "portal"
