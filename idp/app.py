@@ -37,7 +37,19 @@ from idp.sources.registers import EnterpriseRegister, PopulationRegister
 from idp.store.db import build_engine, build_sessionmaker
 from idp.store.ephemeral import build_ephemeral_store
 from idp.store.key_encryption import KeyEncryptor, load_or_create_kek
-from idp.web import account, api, authorize, consent, discovery, entity, home, login, logout, mfa
+from idp.web import (
+    account,
+    account_entities,
+    api,
+    authorize,
+    consent,
+    discovery,
+    entity,
+    home,
+    login,
+    logout,
+    mfa,
+)
 from idp.web.context import WebContext
 from idp.web.i18n import init_i18n
 from idp.web.security import install_security
@@ -195,6 +207,7 @@ def create_app(settings: Settings | None = None, services: ProviderServices | No
         app.register_blueprint(blueprint)
     app.register_blueprint(account.bp)
     app.register_blueprint(entity.bp)
+    app.register_blueprint(account_entities.bp)
     for blueprint in (api.bp, discovery.bp):
         csrf.exempt(blueprint)
     csrf.exempt("idp.web.logout.end_session")  # RP-initiated GET/POST; confirmation form is protected
