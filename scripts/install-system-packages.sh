@@ -8,6 +8,7 @@ set -euo pipefail
 PACKAGES=(
     slapd
     ldap-utils
+    chromium
 )
 
 missing=()
