@@ -14,6 +14,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from idp.domain.documents import RESIDENT_ID, IdentityDocument, parse_document
 from idp.domain.errors import DomainError
 from idp.domain.identifiers import looks_like_resident_id, mask_resident_id, parse_resident_id
 from idp.domain.models import Person
@@ -115,7 +116,7 @@ class PersonService:
 
     def upsert(self, data: dict[str, Any]) -> Person:
         """Create or update a person by username (provisioning); password optional on update."""
-        username, id_number = validate_person_data(data)
+        username, document = validate_person_data(data)
         now = int(self._clock())
         with self._sessions.begin() as session:
             row = session.scalar(select(PersonRow).where(PersonRow.username == username))
@@ -126,11 +127,11 @@ class PersonService:
                 session.add(row)
             if data.get("password"):
                 row.password_hash = self._hashing.hash(data["password"])
-            if id_number:
-                number = id_number
-                row.id_number_enc = self._encryptor.encrypt(number.encode(), aad=row.id.encode())
-                row.id_number_index = self._blind_index(number)
-                row.id_number_masked = mask_resident_id(number)
+            if document is not None:
+                row.id_number_enc = self._encryptor.encrypt(document.number.encode(), aad=row.id.encode())
+                row.id_number_index = self._blind_index(document.number)
+                row.id_number_masked = document.masked
+                row.document_type = document.document_type
                 row.verified_at, row.verified_by = now, "operator"
             for name in ("name", "email", "phone_number"):
                 if name in data:
@@ -276,26 +277,29 @@ class PersonService:
             return (_to_person(row), row.password_hash) if row is not None else None
 
 
-def validate_person_data(data: dict[str, Any]) -> tuple[str, str | None]:
-    """Check provisioning data; returns the username and the normalised identity number."""
+def validate_person_data(data: dict[str, Any]) -> tuple[str, IdentityDocument | None]:
+    """Check provisioning data; returns the username and the identity document (`id_number` of
+    `document_type`, default the resident ID card), normalised."""
     username = data.get("username")
     if not isinstance(username, str) or not 1 <= len(username.strip()) <= 64:
         raise PersonError("username must be 1-64 characters")
     username = username.strip()
     if looks_like_resident_id(username) or username.isdigit():
         raise PersonError("username must not be a number (it would clash with ID or phone login)")
-    for name in ("password", "id_number", "name", "email", "phone_number"):
+    for name in ("password", "id_number", "document_type", "name", "email", "phone_number"):
         if data.get(name) is not None and not isinstance(data[name], str):
             raise PersonError(f"{name} must be a string")
     if data.get("password") and len(data["password"]) < MIN_PASSWORD_LENGTH:
         raise PersonError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
-    id_number = None
+    document = None
     if data.get("id_number"):
         try:
-            id_number = parse_resident_id(data["id_number"]).value
+            document = parse_document(data.get("document_type") or RESIDENT_ID, data["id_number"])
         except DomainError as exc:
             raise PersonError(f"id_number: {exc}") from None
-    return username, id_number
+    elif data.get("document_type"):
+        raise PersonError("document_type needs id_number")
+    return username, document
 
 
 def _valid_id_number(text: str) -> str | None:

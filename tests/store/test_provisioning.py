@@ -133,3 +133,27 @@ def test_cli_provision_reports_bad_json_without_a_traceback(tmp_path, settings):
     )
     assert result.returncode != 0
     assert "not valid JSON" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_other_identity_documents_by_type_code(services):
+    person = services.persons.upsert(
+        {
+            "username": "visitor",
+            "password": "long enough pw",
+            "document_type": "passport",
+            "id_number": "e12345678",
+        }
+    )
+    assert person.id_number_masked == "E1*****78" and person.verified
+    with services.tokens.engine().connect() as conn:
+        row = conn.execute(select(PersonRow.document_type, PersonRow.id_number_enc)).one()
+    assert row.document_type == "passport" and b"E12345678" not in row.id_number_enc
+    with pytest.raises(click.ClickException, match="unknown_document_type|Unknown document type"):
+        provision_document(
+            services,
+            {
+                "persons": [
+                    {"username": "x", "password": "long enough pw", "document_type": "card", "id_number": "1"}
+                ]
+            },
+        )
