@@ -26,6 +26,10 @@ class AssuranceLadder:
         known = [a for a in acr_values if a in self.levels]
         return min(known, key=self.rank) if known else None
 
+    def strongest(self, *levels: str | None) -> str | None:
+        known = [level for level in levels if level in self.levels]
+        return max(known, key=self.rank) if known else None
+
     def satisfies(self, have: str | None, required: str | None) -> bool:
         return required is None or self.rank(have) >= self.rank(required)
 

@@ -26,6 +26,7 @@ class Client:
     jwks: dict | None = None  # for private_key_jwt
     secret_digest: str | None = None
     disabled: bool = False
+    minimum_acr: str | None = None  # the weakest level of assurance this platform accepts
 
     @property
     def is_public(self) -> bool:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from idp.domain.assurance import LOA1, LOA2, LOA3
 from idp.domain.models import Client
 from idp.store.models import ClientRow
 
@@ -22,6 +23,7 @@ GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 ID_TOKEN_ALGS = ("RS256", "ES256")
 TOKEN_FORMATS = ("jwt", "opaque")
 MIN_SECRET_LENGTH = 32
+ACR_LEVELS = (LOA1, LOA2, LOA3)
 LIST_FIELDS = ("redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types")
 
 
@@ -187,6 +189,9 @@ def validate_client_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
                 raise ClientMetadataError("jwks must contain public keys only")
     elif jwks is not None:
         raise ClientMetadataError("jwks is only used with private_key_jwt")
+    minimum_acr = text("minimum_acr")
+    if minimum_acr is not None and minimum_acr not in ACR_LEVELS:
+        raise ClientMetadataError(f"minimum_acr must be one of {', '.join(ACR_LEVELS)}")
     for flag in ("first_party", "backchannel_logout_session_required"):
         if flag in metadata and not isinstance(metadata[flag], bool):
             raise ClientMetadataError(f"{flag} must be true or false")
@@ -207,6 +212,7 @@ def validate_client_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
             "grant_types": grant_types,
             "response_types": response_types,
             "scope": " ".join(dict.fromkeys(scope.split())),
+            **({"minimum_acr": minimum_acr} if minimum_acr else {}),
             **({"jwks": jwks} if jwks is not None else {}),
         },
     }
@@ -238,6 +244,7 @@ def _to_client(row: ClientRow) -> Client:
         backchannel_logout_uri=row.backchannel_logout_uri,
         backchannel_logout_session_required=row.backchannel_logout_session_required,
         jwks=meta.get("jwks"),
+        minimum_acr=meta.get("minimum_acr"),
         secret_digest=row.secret_digest,
         disabled=row.disabled,
     )

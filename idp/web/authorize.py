@@ -92,7 +92,11 @@ def check_assurance(ctx: WebContext, authz: AuthorizationRequest, session: SsoSe
     """Never issue a weaker login than asked for (acr_values), nor one without the second factor a
     person must use. A second factor steps the session up (its page is returned), never a new
     password; a level that not even a second factor reaches is an error."""
-    required = ctx.ladder.required(authz.acr_values)
+    client = ctx.services.clients.get(authz.client_id)
+    # acr_values are the platform's wish for this login; minimum_acr is its registered floor.
+    required = ctx.ladder.strongest(
+        ctx.ladder.required(authz.acr_values), client.minimum_acr if client else None
+    )
     mfa = ctx.services.mfa
     factor_missing = mfa.requires_mfa(session.person_id) and not has_second_factor(session.amr)
     if ctx.ladder.satisfies(session.acr, required) and not factor_missing:

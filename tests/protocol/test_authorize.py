@@ -251,3 +251,31 @@ def test_expired_transaction_is_a_readable_page(client, registered):
     assert response.status_code == 400 and "text/html" in response.content_type
     response = client.get("/login?tx=does-not-exist")
     assert response.status_code == 400
+
+
+def test_a_client_minimum_level_applies_without_acr_values(client, registered):
+    strict = {
+        **PORTAL,
+        "client_id": "strict",
+        "redirect_uris": ["https://strict.example/cb"],
+        "minimum_acr": "urn:cn:gov:loa:2",
+    }
+    registered.clients.register(strict)
+    registered.persons.upsert({"username": "selfreg", "password": "long enough pw"})  # level 1 only
+    auth = authorize_params(strict)
+    response = get_authorize(client, **auth.params)
+    location = follow(
+        client,
+        client.get(response.headers["Location"]),
+        "https://strict.example/cb",
+        username="selfreg",
+        password="long enough pw",
+    )
+    assert query_of(location)["error"] == "unmet_authentication_requirements"
+
+
+def test_minimum_acr_must_be_a_known_level(registered):
+    from idp.services.clients import ClientMetadataError
+
+    with pytest.raises(ClientMetadataError, match="minimum_acr"):
+        registered.clients.register({**PORTAL, "client_id": "x", "minimum_acr": "gold"})
