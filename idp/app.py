@@ -78,7 +78,10 @@ def build_services(
         cache_seconds=settings.key_cache_seconds,
     )
     clients = ClientService(
-        sessions, encryptor.derive("client-secret-digest"), cache_seconds=settings.client_cache_seconds
+        sessions,
+        encryptor.derive("client-secret-digest"),
+        cache_seconds=settings.client_cache_seconds,
+        acr_levels=tuple(settings.acr_levels.split()),
     )
     hashing = PasswordHashing(time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib)
     sso = SsoSessionService(ephemeral, settings.session_ttl)
@@ -187,7 +190,7 @@ def create_app(settings: Settings | None = None, services: ProviderServices | No
         WTF_CSRF_SSL_STRICT=False,
         BABEL_DEFAULT_TIMEZONE=settings.display_timezone,
     )
-    ladder = AssuranceLadder()
+    ladder = AssuranceLadder(tuple(settings.acr_levels.split()))
     server = build_server(
         services,
         token_endpoint=f"{settings.issuer}/token",

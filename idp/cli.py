@@ -7,12 +7,13 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from idp.services.clients import ClientMetadataError, validate_client_metadata
+from idp.services.clients import ClientMetadataError
 from idp.services.persons import PersonError, validate_person_data
 from idp.services.provider import ProviderServices
 from idp.settings import Settings
@@ -51,7 +52,7 @@ def provision_document(services: ProviderServices, document: Any) -> list[str]:
     unknown = set(document) - {"clients", "persons"}
     if unknown:
         raise click.ClickException(f"unknown top-level keys: {', '.join(sorted(unknown))}")
-    _validate_document(document)
+    _validate_document(services, document)
     lines: list[str] = []
     for index, metadata in enumerate(document.get("clients", [])):
         if not isinstance(metadata, dict):
@@ -72,9 +73,13 @@ def provision_document(services: ProviderServices, document: Any) -> list[str]:
     return lines
 
 
-def _validate_document(document: dict[str, Any]) -> None:
+def _validate_document(services: ProviderServices, document: dict[str, Any]) -> None:
     """Check every entry before writing any, so a bad document changes nothing."""
-    for section, check in (("clients", validate_client_metadata), ("persons", validate_person_data)):
+    checks: tuple[tuple[str, Callable[[dict[str, Any]], object]], ...] = (
+        ("clients", services.clients.validate),
+        ("persons", validate_person_data),
+    )
+    for section, check in checks:
         entries = document.get(section, [])
         if not isinstance(entries, list):
             raise click.ClickException(f"'{section}' must be a list")

@@ -37,6 +37,9 @@ class Settings:
     password_memory_kib: int = 19 * 1024
     demo_seed: str | None = None
     display_timezone: str = "Asia/Shanghai"
+    # The three levels of assurance (acr values), weakest first: self-registered, real-name verified,
+    # verified plus a second factor.
+    acr_levels: str = "urn:cn:gov:loa:1 urn:cn:gov:loa:2 urn:cn:gov:loa:3"
     # Identity sources: where passwords are checked ("local" or "ldap"), and the HTTP registers.
     person_source: str = "local"
     ldap_url: str | None = None
@@ -85,6 +88,9 @@ class Settings:
             raise ValueError("IDP_ISSUER must be an http(s) URL without a trailing slash")
         if not 0 < self.code_ttl <= 60:
             raise ValueError("IDP_CODE_TTL must be between 1 and 60 seconds")
+        levels = self.acr_levels.split()
+        if len(levels) != 3 or len(set(levels)) != 3:
+            raise ValueError("IDP_ACR_LEVELS must be three different acr values, weakest first")
         if self.person_source not in ("local", "ldap"):
             raise ValueError("IDP_PERSON_SOURCE must be local or ldap")
         if self.person_source == "ldap" and not (self.ldap_url and self.ldap_base_dn):

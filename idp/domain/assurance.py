@@ -33,6 +33,10 @@ class AssuranceLadder:
     def satisfies(self, have: str | None, required: str | None) -> bool:
         return required is None or self.rank(have) >= self.rank(required)
 
+    def acr_for(self, verified: bool, amr: Collection[str]) -> str:
+        weakest, verified_level, with_factor = self.levels
+        return acr_for(verified, amr, (weakest, verified_level, with_factor))
+
 
 def has_second_factor(amr: Collection[str]) -> bool:
     return not SECOND_FACTORS.isdisjoint(amr)

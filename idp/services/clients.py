@@ -39,7 +39,9 @@ class ClientService:
         *,
         cache_seconds: int = 30,
         clock: Callable[[], float] = time.time,
+        acr_levels: tuple[str, ...] = ACR_LEVELS,
     ) -> None:
+        self._acr_levels = acr_levels
         self._sessions = sessions
         self._secret_key = secret_key
         self._cache_seconds = cache_seconds
@@ -81,10 +83,14 @@ class ClientService:
         return hmac.new(self._secret_key, secret.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
     # -- registration -------------------------------------------------------------------------
+    def validate(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        """The checked metadata, or ClientMetadataError; writes nothing."""
+        return validate_client_metadata(metadata, self._acr_levels)
+
     def register(self, metadata: Mapping[str, Any]) -> tuple[Client, str | None]:
         """Create or update a client from RFC 7591 metadata; returns the client and a generated
         secret (only when one was generated, to be shown once)."""
-        fields = validate_client_metadata(metadata)
+        fields = self.validate(metadata)
         generated: str | None = None
         secret = metadata.get("client_secret")
         now = int(self._clock())
@@ -127,7 +133,9 @@ class ClientService:
         return secret
 
 
-def validate_client_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+def validate_client_metadata(
+    metadata: Mapping[str, Any], acr_levels: tuple[str, ...] = ACR_LEVELS
+) -> dict[str, Any]:
     """Check RFC 7591 / OIDC Registration metadata; raise ClientMetadataError with a plain message."""
 
     def text(name: str, default: str | None = None) -> str | None:
@@ -190,8 +198,8 @@ def validate_client_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     elif jwks is not None:
         raise ClientMetadataError("jwks is only used with private_key_jwt")
     minimum_acr = text("minimum_acr")
-    if minimum_acr is not None and minimum_acr not in ACR_LEVELS:
-        raise ClientMetadataError(f"minimum_acr must be one of {', '.join(ACR_LEVELS)}")
+    if minimum_acr is not None and minimum_acr not in acr_levels:
+        raise ClientMetadataError(f"minimum_acr must be one of {', '.join(acr_levels)}")
     for flag in ("first_party", "backchannel_logout_session_required"):
         if flag in metadata and not isinstance(metadata[flag], bool):
             raise ClientMetadataError(f"{flag} must be true or false")

@@ -10,7 +10,6 @@ from typing import Any
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 from flask_babel import format_datetime, gettext
 
-from idp.domain.assurance import LOA1, LOA2, LOA3
 from idp.domain.models import Person, SsoSession
 from idp.services.accounts import AccountError
 from idp.web.context import WebContext, web
@@ -284,12 +283,13 @@ def when(epoch: int) -> str:
 
 
 def level_label(acr: str | None) -> str:
-    labels = {
-        LOA1: gettext("Level 1: self-registered, identity not verified"),
-        LOA2: gettext("Level 2: real-name verified"),
-        LOA3: gettext("Level 3: real-name verified with a second factor"),
-    }
-    return labels.get(acr or "", acr or "")
+    labels = (
+        gettext("Level 1: self-registered, identity not verified"),
+        gettext("Level 2: real-name verified"),
+        gettext("Level 3: real-name verified with a second factor"),
+    )
+    rank = web().ladder.rank(acr)
+    return labels[rank] if rank >= 0 else acr or ""
 
 
 def error_message(code: str) -> str:

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, redirect, request, url_for
 
-from idp.domain.assurance import acr_for, has_second_factor
+from idp.domain.assurance import has_second_factor
 from idp.domain.models import AuthContext, CodeGrant, SsoSession
 from idp.protocol.authorization_request import (
     AuthorizationRequest,
@@ -102,7 +102,7 @@ def check_assurance(ctx: WebContext, authz: AuthorizationRequest, session: SsoSe
     if ctx.ladder.satisfies(session.acr, required) and not factor_missing:
         return None
     person = ctx.services.persons.get(session.person_id)
-    stepped_up = acr_for(person.verified, {*session.amr, "otp"}) if person else None
+    stepped_up = ctx.ladder.acr_for(person.verified, {*session.amr, "otp"}) if person else None
     if person is None or not ctx.ladder.satisfies(stepped_up, required):
         raise AuthorizeError(
             "unmet_authentication_requirements",

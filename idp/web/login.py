@@ -8,7 +8,6 @@ import secrets
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
-from idp.domain.assurance import acr_for
 from idp.domain.errors import SourceUnavailable
 from idp.domain.models import Person
 from idp.protocol.authorization_request import AuthorizeError
@@ -81,7 +80,7 @@ def complete_login(
         # another person signs in in this browser: the previous person's session ends everywhere
         ctx.services.logout.end_session(previous.sid, previous.person_id)
     handle, session = ctx.services.sso.start(
-        person.id, acr_for(person.verified, amr), amr, request.cookies.get(SESSION_COOKIE)
+        person.id, ctx.ladder.acr_for(person.verified, amr), amr, request.cookies.get(SESSION_COOKIE)
     )
     log.info("login succeeded sid=%s amr=%s", session.sid[:8], " ".join(amr))
     if tx is None:

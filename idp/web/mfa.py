@@ -9,7 +9,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
-from idp.domain.assurance import acr_for
 from idp.domain.models import Person
 from idp.services.mfa import MfaError
 from idp.web.context import SESSION_COOKIE, WebContext, web
@@ -201,7 +200,7 @@ def step_up_session(
     session = current_session(ctx)
     raised = None
     if session is not None and session.person_id == person.id:
-        acr = acr_for(person.verified, {*session.amr, *added})
+        acr = ctx.ladder.acr_for(person.verified, {*session.amr, *added})
         raised = ctx.services.sso.raise_assurance(request.cookies.get(SESSION_COOKIE), acr, added)
     if raised is None:  # signed out meanwhile
         return redirect(url_for("login.form", **tx_args(tx))), ""  # type: ignore[return-value]

@@ -311,3 +311,24 @@ def test_account_page_enrols_a_signed_in_person(client, registered):
 def test_account_page_needs_a_session(client, registered):
     response = client.get("/account/mfa")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_acr_names_are_configurable(settings, services):
+    from joserfc import jwt as jose_jwt
+    from joserfc.jwk import KeySet
+
+    from idp.app import build_services, create_app
+
+    custom = settings.with_overrides(acr_levels="gov:low gov:substantial gov:high")
+    built = build_services(custom)
+    built.clients.register({**PORTAL, "minimum_acr": "gov:substantial"})
+    built.persons.upsert(PERSON)
+    client = create_app(custom, built).test_client()
+    meta = client.get("/.well-known/openid-configuration").get_json()
+    assert meta["acr_values_supported"] == ["gov:low", "gov:substantial", "gov:high"]
+    auth, result = login_for_code(client)
+    tokens = redeem(client, result["code"], auth).get_json()
+    claims = jose_jwt.decode(
+        tokens["id_token"], KeySet.import_key_set(client.get("/jwks.json").get_json())
+    ).claims
+    assert claims["acr"] == "gov:substantial"

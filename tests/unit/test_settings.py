@@ -48,3 +48,10 @@ def test_values_are_read_and_typed():
 def test_bad_values_are_refused_with_a_clear_message(env, message):
     with pytest.raises(ValueError, match=message):
         Settings.from_env(env)
+
+
+def test_acr_levels_are_three_distinct_names():
+    assert Settings.from_env({"IDP_ACR_LEVELS": "a b c"}).acr_levels.split() == ["a", "b", "c"]
+    for bad in ("a b", "a a b", "a b c d"):
+        with pytest.raises(ValueError, match="IDP_ACR_LEVELS"):
+            Settings.from_env({"IDP_ACR_LEVELS": bad})
