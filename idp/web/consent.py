@@ -5,9 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
 from idp.web.context import web
-from idp.web.login import deny, display_name, expired
-from idp.web.sessions import current_session
-from idp.web.transactions import load_transaction, update_transaction
+from idp.web.login import deny, display_name, transaction_in_session
+from idp.web.transactions import update_transaction
 
 bp = Blueprint("consent", __name__)
 
@@ -15,12 +14,7 @@ bp = Blueprint("consent", __name__)
 @bp.route("/consent", methods=["GET"])
 def form() -> Response | str:
     ctx = web()
-    tx = load_transaction(ctx.services, request.args.get("tx"))
-    if tx is None:
-        return expired()
-    session = current_session(ctx)
-    if session is None:
-        return redirect(url_for("login.form", tx=tx.id))  # type: ignore[return-value]
+    tx, session = transaction_in_session(ctx)
     client = ctx.services.clients.get(tx.request.client_id)
     g.ui_locales = tx.request.ui_locales
     return render_template(
@@ -35,12 +29,7 @@ def form() -> Response | str:
 @bp.route("/consent", methods=["POST"])
 def submit() -> Response:
     ctx = web()
-    tx = load_transaction(ctx.services, request.form.get("tx"))
-    if tx is None:
-        return expired()
-    session = current_session(ctx)
-    if session is None:
-        return redirect(url_for("login.form", tx=tx.id))  # type: ignore[return-value]
+    tx, session = transaction_in_session(ctx)
     if request.form.get("decision") != "allow":
         return deny(ctx, tx)
     ctx.services.consent.grant(session.person_id, tx.request.client_id, tx.request.scope)

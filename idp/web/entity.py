@@ -9,9 +9,8 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 from idp.domain.entities import CannotActForEntity
 from idp.services.entities import EntityError
 from idp.web.context import SESSION_COOKIE, web
-from idp.web.login import display_name, expired
-from idp.web.sessions import current_session
-from idp.web.transactions import load_transaction, update_transaction
+from idp.web.login import display_name, transaction_in_session
+from idp.web.transactions import update_transaction
 
 bp = Blueprint("entity", __name__)
 log = logging.getLogger(__name__)
@@ -20,12 +19,7 @@ log = logging.getLogger(__name__)
 @bp.route("/entity/select", methods=["GET"])
 def select_form() -> Response | str:
     ctx = web()
-    tx = load_transaction(ctx.services, request.args.get("tx"))
-    if tx is None:
-        return expired()
-    session = current_session(ctx)
-    if session is None:
-        return redirect(url_for("login.form", tx=tx.id))  # type: ignore[return-value]
+    tx, session = transaction_in_session(ctx)
     g.ui_locales = tx.request.ui_locales
     return render_page(tx.id, tx.request.client_id, session.person_id, session.acting, error=None)
 
@@ -33,12 +27,7 @@ def select_form() -> Response | str:
 @bp.route("/entity/select", methods=["POST"])
 def select() -> Response | str:
     ctx = web()
-    tx = load_transaction(ctx.services, request.form.get("tx"))
-    if tx is None:
-        return expired()
-    session = current_session(ctx)
-    if session is None:
-        return redirect(url_for("login.form", tx=tx.id))  # type: ignore[return-value]
+    tx, session = transaction_in_session(ctx)
     acting = request.form.get("acting", "")
     if acting != "self":
         try:

@@ -6,13 +6,14 @@ import hashlib
 import logging
 import secrets
 
-from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 
 from idp.domain.errors import SourceUnavailable
-from idp.domain.models import Person
+from idp.domain.models import Person, SsoSession
 from idp.protocol.authorization_request import AuthorizeError
 from idp.web.authorize import answer_error
 from idp.web.context import SESSION_COOKIE, WebContext, web
+from idp.web.responses import error_page
 from idp.web.sessions import current_session, set_session_cookie
 from idp.web.transactions import Transaction, finish_transaction, load_transaction, update_transaction
 
@@ -149,12 +150,7 @@ def _pending_key(handle: str) -> str:
 @bp.route("/select-account", methods=["GET"])
 def select_account_form() -> Response | str:
     ctx = web()
-    tx = load_transaction(ctx.services, request.args.get("tx"))
-    session = current_session(ctx)
-    if tx is None:
-        return expired()
-    if session is None:
-        return redirect(url_for("login.form", tx=tx.id))  # type: ignore[return-value]
+    tx, session = transaction_in_session(ctx)
     person = ctx.services.persons.get(session.person_id)
     client = ctx.services.clients.get(tx.request.client_id)
     g.ui_locales = tx.request.ui_locales
@@ -218,11 +214,21 @@ def deny(ctx: WebContext, tx: Transaction) -> Response:
 
 
 def expired() -> Response:
-    from idp.web.responses import error_page
-
     return error_page(
         400, "invalid_request", "This sign-in has expired. Return to the service and start again."
     )
+
+
+def transaction_in_session(ctx: WebContext) -> tuple[Transaction, SsoSession]:
+    """The sign-in a page belongs to (`tx` in the query or the form) and this browser's session. An
+    unknown or expired sign-in ends with the expired page; without a session the browser logs in first."""
+    tx = load_transaction(ctx.services, request.values.get("tx"))
+    if tx is None:
+        abort(expired())
+    session = current_session(ctx)
+    if session is None:
+        abort(redirect(url_for("login.form", tx=tx.id)))
+    return tx, session
 
 
 def display_name(person: Person | None) -> str:

@@ -279,3 +279,17 @@ def test_minimum_acr_must_be_a_known_level(registered):
 
     with pytest.raises(ClientMetadataError, match="minimum_acr"):
         registered.clients.register({**PORTAL, "client_id": "x", "minimum_acr": "gold"})
+
+
+@pytest.mark.parametrize("path", ["/consent", "/entity/select", "/select-account"])
+def test_interaction_pages_with_an_unknown_sign_in_are_readable_errors(client, registered, path):
+    response = client.get(f"{path}?tx=nope")
+    assert response.status_code == 400 and "text/html" in response.content_type
+
+
+@pytest.mark.parametrize("path", ["/consent", "/entity/select", "/select-account"])
+def test_interaction_pages_without_a_session_send_the_browser_to_log_in(client, registered, path):
+    response = get_authorize(client, **authorize_params().params)
+    tx = response.headers["Location"].split("tx=")[1]
+    response = client.get(f"{path}?tx={tx}")
+    assert response.status_code == 302 and f"/login?tx={tx}" in response.headers["Location"]
