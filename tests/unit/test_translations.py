@@ -90,13 +90,18 @@ def _stub_blueprints(app: Flask) -> None:
 
     login = Blueprint("login", __name__)
     login.add_url_rule("/login", "submit", stub, methods=["POST"])
+    login.add_url_rule("/login", "form", stub, methods=["GET"])
     login.add_url_rule("/login/select", "select_account", stub, methods=["POST"])
     consent = Blueprint("consent", __name__)
     consent.add_url_rule("/consent", "submit", stub, methods=["POST"])
     logout = Blueprint("logout", __name__)
     logout.add_url_rule("/logout", "end_session", stub, methods=["GET", "POST"])
     logout.add_url_rule("/logout/confirm", "confirm", stub, methods=["POST"])
-    for blueprint in (login, consent, logout):
+    account = Blueprint("account", __name__)
+    account.add_url_rule("/account", "profile", stub)
+    account.add_url_rule("/register", "register_form", stub)
+    account.add_url_rule("/password/forgot", "forgot_form", stub)
+    for blueprint in (login, consent, logout, account):
         app.register_blueprint(blueprint)
 
 
