@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp.domain.assurance import AssuranceLadder
 from idp.protocol.discovery import build_metadata, encode_document
@@ -217,6 +218,10 @@ def create_app(settings: Settings | None = None, services: ProviderServices | No
     csrf.exempt("idp.web.authorize.authorize")  # OIDC Core §3.1.2.1 allows POST from the client
     init_i18n(app, settings.default_locale)
     install_security(app)
+    if settings.trusted_proxies:
+        # The client address (login counters, audit) and scheme as the proxies saw them.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     if settings.logout_worker:
         start_logout_worker(services)
     return app

@@ -37,6 +37,7 @@ class Settings:
     password_memory_kib: int = 19 * 1024
     demo_seed: str | None = None
     display_timezone: str = "Asia/Shanghai"
+    trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-For/-Proto are believed
     # The three levels of assurance (acr values), weakest first: self-registered, real-name verified,
     # verified plus a second factor.
     acr_levels: str = "urn:cn:gov:loa:1 urn:cn:gov:loa:2 urn:cn:gov:loa:3"

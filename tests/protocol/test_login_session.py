@@ -145,3 +145,15 @@ def test_another_persons_login_ends_the_previous_session_everywhere(client, regi
     post_login(client, fields, "lisi", "another long password")
     assert registered.sso.sessions_of(zhangsan.id) == []
     assert registered.logout.pending()[0]["client_id"] == "portal"
+
+
+def test_trusted_proxies_give_the_forwarded_client_address(settings, services):
+    from flask import request
+
+    from idp.app import create_app
+
+    for hops, expected in ((0, "127.0.0.1"), (1, "203.0.113.9")):
+        app = create_app(settings.with_overrides(trusted_proxies=hops), services)
+        app.add_url_rule("/test-address", "test_address", lambda: request.remote_addr or "")
+        response = app.test_client().get("/test-address", headers={"X-Forwarded-For": "203.0.113.9"})
+        assert response.get_data(as_text=True) == expected
