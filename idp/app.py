@@ -16,6 +16,7 @@ from idp.domain.assurance import AssuranceLadder
 from idp.protocol.discovery import build_metadata, encode_document
 from idp.protocol.server import build_server
 from idp.services.accounts import AccountService
+from idp.services.audit import AuditService
 from idp.services.authorization_codes import AuthorizationCodeService
 from idp.services.clients import ClientService
 from idp.services.consent import ConsentService
@@ -96,6 +97,7 @@ def build_services(
             timeout=settings.register_timeout,
         )
     consent = ConsentService(sessions)
+    audit = AuditService(sessions, pseudonym_key=encryptor.derive("audit-pseudonym"))
     logout = LogoutService(
         issuer=settings.issuer,
         sessions=sessions,
@@ -105,6 +107,7 @@ def build_services(
         keys=keys,
         outbound=OutboundHttp(allow_private_network=settings.allow_private_network),
         max_attempts=settings.logout_max_attempts,
+        audit=audit,
     )
     notifier = notifier or DatabaseNotifier(sessions)
     return ProviderServices(
@@ -141,6 +144,7 @@ def build_services(
             clients=clients,
             issuer=settings.issuer,
         ),
+        audit=audit,
     )
 
 

@@ -1,5 +1,5 @@
 """Operator CLI (composition root): migrate, provision, create-client, create-person, rotate-keys,
-deliver-logouts, serve. Run as `python -m idp <command>`."""
+deliver-logouts, verify-audit, export-audit, serve. Run as `python -m idp <command>`."""
 
 from __future__ import annotations
 
@@ -213,6 +213,31 @@ def unlock_login(settings: Settings, identifier: str) -> None:
     """Lift the sign-in lock and delay of an account identifier (username, ID number or mobile number)."""
     _services(settings).throttle.unlock(identifier)
     click.echo("unlocked")
+
+
+@cli.command("verify-audit")
+@click.pass_obj
+def verify_audit(settings: Settings) -> None:
+    """Recompute the audit hash chain; exit 1 naming the first changed, inserted or deleted event."""
+    result = _services(settings).audit.verify()
+    if not result.ok:
+        click.echo(f"audit chain broken at event {result.first_bad_id}: {result.reason}")
+        sys.exit(1)
+    click.echo(f"audit chain intact: {result.count} events (head {result.head})")
+
+
+@cli.command("export-audit")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--event", help="Only events of this kind (e.g. data.read).")
+@click.option("--since", type=int, help="Only events at or after this time (epoch milliseconds).")
+@click.option("--until", type=int, help="Only events before this time (epoch milliseconds).")
+@click.pass_obj
+def export_audit(
+    settings: Settings, fmt: str, event: str | None, since: int | None, until: int | None
+) -> None:
+    """Write audit events in chain order to standard output."""
+    for line in _services(settings).audit.export(fmt, since=since, until=until, event=event):
+        click.echo(line)
 
 
 @cli.command()

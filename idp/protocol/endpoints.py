@@ -93,6 +93,15 @@ class TokenIntrospection(TokenLookup, IntrospectionEndpoint):
                 ).to_claim()
             except (CannotActForEntity, EntityError):
                 return {"active": False}  # the authority to act for the entity has ended
+        if record.person_id:  # a read of the person's data (who, for what), by the token's own client
+            self.services.audit.record(
+                "data.read",
+                actor=record.client_id,
+                subject=record.person_id,
+                client_id=record.client_id,
+                purpose=record.scope,
+                details={"endpoint": "introspection"},
+            )
         return payload
 
     def introspect_token(self, token: PresentedToken) -> dict[str, Any]:

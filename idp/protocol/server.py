@@ -51,6 +51,14 @@ class ProviderServer(AuthorizationServer):
             refresh_token=refresh,
             refresh_expires_at=now + self._refresh_ttl if refresh else None,
         )
+        self.services.audit.record(
+            "token.issued",
+            actor=request.client.client_id,
+            subject=context.person_id,
+            client_id=request.client.client_id,
+            purpose=token.get("scope", ""),
+            details={"grant_type": request.payload.grant_type, "refresh_token": bool(refresh)},
+        )
         # A reuse of the code that raced this redemption may have revoked the grant before these
         # tokens existed: check once more, now that they do (RFC 6749 §4.1.2).
         if request.payload.grant_type == "authorization_code" and self.services.codes.is_grant_revoked(

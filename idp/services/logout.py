@@ -12,6 +12,7 @@ from joserfc import jws, jwt
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from idp.services.audit import AuditService
 from idp.services.clients import ClientService
 from idp.services.outbound import OutboundHttp, OutboundRefused
 from idp.services.signing_keys import SigningKeyService
@@ -40,6 +41,7 @@ class LogoutService:
         outbound: OutboundHttp,
         max_attempts: int,
         clock: Callable[[], float] = time.time,
+        audit: AuditService | None = None,
     ) -> None:
         self._issuer = issuer
         self._sessions = sessions
@@ -50,6 +52,7 @@ class LogoutService:
         self._outbound = outbound
         self._max_attempts = max_attempts
         self._clock = clock
+        self._audit = audit
 
     def end_session(self, sid: str, person_id: str) -> int:
         """End the SSO session everywhere; returns how many back-channel logouts were queued.
@@ -62,6 +65,8 @@ class LogoutService:
         queued += self._queue_logouts(sid, person_id, touched - before)
         self._tokens.revoke_session(sid)
         log.info("session ended: %d back-channel logout(s) queued", queued)
+        if self._audit is not None:
+            self._audit.record("logout", actor=person_id, subject=person_id, details={"backchannel": queued})
         return queued
 
     def _queue_logouts(self, sid: str, person_id: str, client_ids: set[str]) -> int:

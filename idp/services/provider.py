@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from idp.services.accounts import AccountService
+from idp.services.audit import AuditService
 from idp.services.authorization_codes import AuthorizationCodeService
 from idp.services.clients import ClientService
 from idp.services.consent import ConsentService
@@ -37,3 +38,4 @@ class ProviderServices:
     notifier: Notifier
     throttle: LoginThrottle
     accounts: AccountService
+    audit: AuditService

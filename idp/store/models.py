@@ -226,3 +226,28 @@ class EphemeralEntry(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[float] = mapped_column(BigInteger)  # epoch milliseconds
+
+
+class AuditEventRow(Base):
+    """One append-only audit event, hash-chained to the event before it.
+
+    `id` is assigned by the writer under the chain lock (last id + 1), so ids are contiguous and a
+    gap means a deleted event; `hash` is SHA-256 over the canonical JSON of every other column."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_subject_at", "subject", "at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    at: Mapped[int] = mapped_column(BigInteger)  # epoch milliseconds, when the event happened
+    event: Mapped[str] = mapped_column(String(40))  # login.succeeded, token.issued, data.read ...
+    actor: Mapped[str] = mapped_column(String(128))  # person id, client id or "anonymous"
+    subject: Mapped[str | None] = mapped_column(String(32))  # the person the event concerns
+    client_id: Mapped[str | None] = mapped_column(String(128))
+    purpose: Mapped[str | None] = mapped_column(Text)  # the scope data was read for
+    address: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))  # success | failure
+    details: Mapped[str | None] = mapped_column(Text)  # canonical JSON; never secrets or identifiers
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -184,6 +184,27 @@ def revoke_platform() -> Response:
     return back_to("account.platforms", done="revoked")
 
 
+# -- who read my data -------------------------------------------------------------------------------
+
+
+@bp.route("/account/data-access", methods=["GET"])
+def data_access() -> str:
+    ctx = web()
+    _, person = signed_in(ctx)
+    return render_template(
+        "account_data_access.html",
+        accesses=[
+            {
+                "when": when(a.at // 1000),
+                "platform": a.client_name or a.client_id or "",
+                "scopes": a.purpose.split(),
+                "read": a.event == "data.read",
+            }
+            for a in ctx.services.audit.events_for_subject(person.id, limit=200)
+        ],
+    )
+
+
 # -- self-registration -----------------------------------------------------------------------------
 
 

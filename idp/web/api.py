@@ -136,6 +136,15 @@ def userinfo() -> Response:
             claims["entity"] = ctx.services.entities.acting_as(person.id, record.entity_id).to_claim()
         except (CannotActForEntity, EntityError):
             return bearer_error("invalid_token", "The authority to act for the legal entity has ended.", 401)
+    ctx.services.audit.record(
+        "data.read",
+        actor=record.client_id,
+        subject=person.id,
+        client_id=record.client_id,
+        purpose=record.scope,
+        address=request.remote_addr,
+        details={"endpoint": "userinfo", "claims": sorted(claims)},
+    )
     response = jsonify(claims)
     response.headers["Cache-Control"] = "no-store"
     return response

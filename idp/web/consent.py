@@ -31,7 +31,24 @@ def submit() -> Response:
     ctx = web()
     tx, session = transaction_in_session(ctx)
     if request.form.get("decision") != "allow":
+        ctx.services.audit.record(
+            "consent.denied",
+            actor=session.person_id,
+            subject=session.person_id,
+            client_id=tx.request.client_id,
+            purpose=" ".join(tx.request.scope),
+            address=request.remote_addr,
+            outcome="failure",
+        )
         return deny(ctx, tx)
     ctx.services.consent.grant(session.person_id, tx.request.client_id, tx.request.scope)
+    ctx.services.audit.record(
+        "consent.granted",
+        actor=session.person_id,
+        subject=session.person_id,
+        client_id=tx.request.client_id,
+        purpose=" ".join(tx.request.scope),
+        address=request.remote_addr,
+    )
     update_transaction(ctx.services, tx, ctx.settings.login_ttl, consented=True)
     return redirect(url_for("authorize.resume", tx=tx.id))  # type: ignore[return-value]

@@ -58,6 +58,14 @@ def submit() -> Response | str:
     ctx.services.throttle.record(identifier, address, succeeded=person is not None)
     if person is None:
         log.info("login failed")
+        ctx.services.audit.record(
+            "login.failed",
+            actor="anonymous",
+            client_id=tx.request.client_id if tx else None,
+            address=address,
+            outcome="failure",
+            details={"identifier": ctx.services.audit.pseudonym(identifier), "locked": not verdict.allowed},
+        )
         failure = Response(render_login(ctx, tx, error="invalid_credentials", identifier=identifier))
         failure.status_code = 401
         return failure
@@ -84,6 +92,14 @@ def complete_login(
         person.id, ctx.ladder.acr_for(person.verified, amr), amr, request.cookies.get(SESSION_COOKIE)
     )
     log.info("login succeeded sid=%s amr=%s", session.sid[:8], " ".join(amr))
+    ctx.services.audit.record(
+        "login.succeeded",
+        actor=person.id,
+        subject=person.id,
+        client_id=tx.request.client_id if tx else None,
+        address=request.remote_addr,
+        details={"amr": " ".join(amr), "acr": session.acr},
+    )
     if tx is None:
         return handle, url_for("home.index")
     update_transaction(ctx.services, tx, ctx.settings.login_ttl, login_sid=session.sid)
