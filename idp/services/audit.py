@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from idp.store.audit import (
     GENESIS_HASH,
+    HASHED_FIELDS,
     PendingEvent,
     append_events,
     data_access_of,
@@ -34,20 +35,7 @@ from idp.store.models import AuditEventRow
 
 log = logging.getLogger(__name__)
 
-EXPORT_COLUMNS = (
-    "id",
-    "at",
-    "event",
-    "actor",
-    "subject",
-    "client_id",
-    "purpose",
-    "address",
-    "outcome",
-    "details",
-    "prev_hash",
-    "hash",
-)
+EXPORT_COLUMNS = (*HASHED_FIELDS, "hash")  # every field of an event, as the chain stores it
 DATA_ACCESS_EVENTS = ("data.read", "token.issued")
 MAX_BATCH = 500
 MAX_DETAILS = 2000
