@@ -163,3 +163,31 @@ def reference_registers() -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+
+
+# -- a provider served over real HTTP (tests/live, tests/browser) ----------------------------------
+
+
+@pytest.fixture
+def live_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def live_settings(settings, live_port: int):
+    return settings.with_overrides(issuer=f"http://127.0.0.1:{live_port}")
+
+
+@pytest.fixture
+def live_services(services, live_settings):
+    """Services with the live issuer, on tables that `services` has just emptied."""
+    from idp.app import build_services
+
+    built = build_services(live_settings)
+    built.keys.ensure_keys()  # before the workers start, so they do not race to create keys
+    yield built
+    built.tokens.engine().dispose()

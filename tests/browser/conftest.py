@@ -109,27 +109,6 @@ def page(new_page: Callable[[], Any]) -> Any:
 # -- the provider and its platforms ---------------------------------------------------------------
 
 
-@pytest.fixture
-def live_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def live_settings(settings: Any, live_port: int) -> Any:
-    return settings.with_overrides(issuer=f"http://127.0.0.1:{live_port}")
-
-
-@pytest.fixture
-def live_services(services: Any, live_settings: Any) -> Iterator[Any]:
-    """Services with the live issuer, on tables that `services` has just emptied."""
-    from idp.app import build_services
-
-    built = build_services(live_settings)
-    built.keys.ensure_keys()  # before the workers start, so they do not race to create keys
-    yield built
-    built.tokens.engine().dispose()
-
-
 def _platform(live_settings: Any, client_id: str, name: str, *, first_party: bool) -> Iterator[RelyingParty]:
     port = free_port()
     party = RelyingParty(

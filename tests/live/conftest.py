@@ -11,28 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from live_helpers import LiveServer, Receiver, free_port, start_gunicorn
-
-
-@pytest.fixture
-def live_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def live_settings(settings: Any, live_port: int) -> Any:
-    return settings.with_overrides(issuer=f"http://127.0.0.1:{live_port}")
-
-
-@pytest.fixture
-def live_services(services: Any, live_settings: Any) -> Iterator[Any]:
-    """Services with the live issuer, on tables that `services` has just emptied."""
-    from idp.app import build_services
-
-    built = build_services(live_settings)
-    built.keys.ensure_keys()  # before the workers start, so they do not race to create keys
-    yield built
-    built.tokens.engine().dispose()
+from live_helpers import LiveServer, Receiver, start_gunicorn
 
 
 @pytest.fixture
