@@ -126,6 +126,8 @@ def services(settings):
     _empty_tables(settings.database_url)
     built = build_services(settings)
     yield built
+    built.audit.close()
+    built.tokens.engine().dispose()  # each test's pool closed now, not at garbage collection
     if settings.redis_url:
         import redis
 

@@ -47,8 +47,9 @@ class Harness:
 
 
 @pytest.fixture(scope="session")
-def sql_engine(database_url: str) -> Iterator[Engine]:
-    engine = build_engine(database_url)
+def sql_engine(migrated_database_url: str) -> Iterator[Engine]:
+    # the migrated database: creating tables here first would make a later migration fail
+    engine = build_engine(migrated_database_url)
     Base.metadata.create_all(engine, tables=[Base.metadata.tables[EphemeralEntry.__tablename__]])
     yield engine
     engine.dispose()

@@ -51,9 +51,9 @@ class CountingEncryptor(KeyEncryptor):
 
 
 @pytest.fixture
-def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
-    """The session database with the tables created and no signing keys."""
-    engine = build_engine(database_url)
+def sessions(migrated_database_url: str) -> Iterator[sessionmaker[Session]]:
+    """The session database, migrated (so later migrations in the session still apply), no keys."""
+    engine = build_engine(migrated_database_url)
     Base.metadata.create_all(engine)
     maker: sessionmaker[Session] = build_sessionmaker(engine)
     with maker.begin() as session:
