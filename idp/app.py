@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +18,7 @@ from idp.domain.assurance import AssuranceLadder
 from idp.protocol.discovery import build_metadata, encode_document
 from idp.protocol.server import build_server
 from idp.services.accounts import AccountService
+from idp.services.admin import AdminService
 from idp.services.audit import AuditService
 from idp.services.authorization_codes import AuthorizationCodeService
 from idp.services.clients import ClientService
@@ -28,6 +31,7 @@ from idp.services.outbound import OutboundHttp
 from idp.services.passwords import PasswordHashing
 from idp.services.persons import PersonService
 from idp.services.provider import ProviderServices
+from idp.services.registration import RegistrationService
 from idp.services.signing_keys import SigningKeyService
 from idp.services.sso_sessions import SsoSessionService
 from idp.services.throttling import LoginThrottle
@@ -51,6 +55,7 @@ from idp.web import (
     login,
     logout,
     mfa,
+    registration,
 )
 from idp.web.context import WebContext
 from idp.web.i18n import init_i18n
@@ -84,6 +89,7 @@ def build_services(
         encryptor.derive("client-secret-digest"),
         cache_seconds=settings.client_cache_seconds,
         acr_levels=tuple(settings.acr_levels.split()),
+        own_origin=settings.issuer,
     )
     hashing = PasswordHashing(time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib)
     sso = SsoSessionService(ephemeral, settings.session_ttl)
@@ -110,6 +116,30 @@ def build_services(
         audit=audit,
     )
     notifier = notifier or DatabaseNotifier(sessions)
+    throttle = LoginThrottle(ephemeral)
+    mfa = MfaService(
+        sessions,
+        encryptor,
+        ephemeral,
+        issuer_name=urlsplit(settings.issuer).netloc,  # the authenticator app labels the account
+        # legal representatives, entity admins and every admin of the provider need a second factor
+        required_for=lambda person_id: entities.requires_mfa(person_id) or admin.is_admin(person_id),
+    )
+    client_registration = RegistrationService(sessions, clients, tokens=tokens, issuer=settings.issuer)
+    admin = AdminService(
+        sessions,
+        clients=clients,
+        persons=persons,
+        sso=sso,
+        logout=logout,
+        tokens=tokens,
+        mfa=mfa,
+        entities=entities,
+        keys=keys,
+        audit=audit,
+        throttle=throttle,
+        registration=client_registration,
+    )
     return ProviderServices(
         issuer=settings.issuer,
         ephemeral=ephemeral,
@@ -121,17 +151,10 @@ def build_services(
         consent=consent,
         keys=keys,
         logout=logout,
-        # the authenticator app labels the account with the provider's host name
-        mfa=MfaService(
-            sessions,
-            encryptor,
-            ephemeral,
-            issuer_name=urlsplit(settings.issuer).netloc,
-            required_for=entities.requires_mfa,  # legal representatives and entity admins
-        ),
+        mfa=mfa,
         entities=entities,
         notifier=notifier,
-        throttle=LoginThrottle(ephemeral),
+        throttle=throttle,
         accounts=AccountService(
             persons,
             notifier,
@@ -145,6 +168,8 @@ def build_services(
             issuer=settings.issuer,
         ),
         audit=audit,
+        admin=admin,
+        registration=client_registration,
     )
 
 
@@ -216,7 +241,8 @@ def create_app(settings: Settings | None = None, services: ProviderServices | No
     app.register_blueprint(account.bp)
     app.register_blueprint(entity.bp)
     app.register_blueprint(account_entities.bp)
-    for blueprint in (api.bp, discovery.bp):
+    app.register_blueprint(registration.bp)
+    for blueprint in (api.bp, discovery.bp, registration.bp):  # bearer or client authentication
         csrf.exempt(blueprint)
     csrf.exempt("idp.web.logout.end_session")  # RP-initiated GET/POST; confirmation form is protected
     csrf.exempt("idp.web.authorize.authorize")  # OIDC Core §3.1.2.1 allows POST from the client
@@ -226,9 +252,20 @@ def create_app(settings: Settings | None = None, services: ProviderServices | No
         # The client address (login counters, audit) and scheme as the proxies saw them.
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    for extension in load_extensions(settings.extensions):
+        extension(app)
     if settings.logout_worker:
         start_logout_worker(services)
     return app
+
+
+def load_extensions(names: str) -> list[Callable[[Flask], None]]:
+    """The `module:function` callables named in IDP_EXTENSIONS (an unknown name fails the start)."""
+    loaded = []
+    for name in names.split():
+        module_name, _, function = name.partition(":")
+        loaded.append(getattr(importlib.import_module(module_name), function or "install"))
+    return loaded
 
 
 def services_secret(settings: Settings) -> bytes:

@@ -3,6 +3,7 @@ deliver-logouts, verify-audit, export-audit, serve. Run as `python -m idp <comma
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -13,9 +14,12 @@ from typing import Any
 
 import click
 
+from idp.domain.admin import ROLES, check_role_combination
+from idp.services.admin import AdminInputError
 from idp.services.clients import ClientMetadataError
 from idp.services.persons import PersonError, validate_person_data
 from idp.services.provider import ProviderServices
+from idp.services.registration import RegistrationError
 from idp.settings import Settings
 from idp.store.migrate import upgrade_database
 
@@ -66,11 +70,25 @@ def provision_document(services: ProviderServices, document: Any) -> list[str]:
         if not isinstance(data, dict):
             raise click.ClickException(f"persons[{index}] must be an object")
         try:
-            person = services.persons.upsert(data)
+            person = services.persons.upsert({k: v for k, v in data.items() if k != "admin_roles"})
         except PersonError as exc:
             raise click.ClickException(f"persons[{index}]: {exc}") from None
+        for role in data.get("admin_roles", []):
+            try:
+                services.admin.bootstrap_role(person.id, role, by="provision")
+            except AdminInputError as exc:
+                raise click.ClickException(f"persons[{index}]: {exc.message}") from None
         lines.append(f"person {person.username}")
     return lines
+
+
+def _check_admin_roles(entry: dict[str, Any]) -> None:
+    roles = entry.get("admin_roles", [])
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise PersonError("admin_roles must be a list of role names")
+    problem = check_role_combination(set(roles))
+    if problem:
+        raise PersonError(f"admin_roles: {problem}")
 
 
 def _validate_document(services: ProviderServices, document: dict[str, Any]) -> None:
@@ -88,6 +106,8 @@ def _validate_document(services: ProviderServices, document: dict[str, Any]) -> 
                 raise click.ClickException(f"{section}[{index}] must be an object")
             try:
                 check(entry)
+                if section == "persons":
+                    _check_admin_roles(entry)
             except (ClientMetadataError, PersonError) as exc:
                 raise click.ClickException(f"{section}[{index}]: {exc}") from None
 
@@ -215,6 +235,53 @@ def unlock_login(settings: Settings, identifier: str) -> None:
     click.echo("unlocked")
 
 
+@cli.command("issue-initial-token")
+@click.option("--label", default="", help="Whom the token is for (shown in the list and the audit log).")
+@click.option("--ttl", default=86400, show_default=True, help="Lifetime in seconds (60 to 2592000).")
+@click.option("--max-uses", default=1, show_default=True, help="Registrations it allows (1 to 1000).")
+@click.pass_obj
+def issue_initial_token(settings: Settings, label: str, ttl: int, max_uses: int) -> None:
+    """Issue an initial access token for dynamic client registration (RFC 7591); printed once."""
+    services = _services(settings)
+    try:
+        token, value = services.registration.issue_initial_token(
+            "cli", label=label, ttl_seconds=ttl, max_uses=max_uses
+        )
+    except RegistrationError as exc:
+        raise click.ClickException(exc.message) from None
+    services.audit.record(
+        "initial_token.issued",
+        actor="cli",
+        details={"token_id": token.id, "label": token.label, "max_uses": token.max_uses, "ttl": ttl},
+    )
+    services.audit.flush()
+    expires = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(token.expires_at))
+    click.echo(f"initial token {token.id} expires {expires} max_uses={token.max_uses} token={value}")
+
+
+@cli.command("list-initial-tokens")
+@click.option("--all", "include_inactive", is_flag=True, help="Also revoked, expired and used-up tokens.")
+@click.pass_obj
+def list_initial_tokens(settings: Settings, include_inactive: bool) -> None:
+    """Show the initial access tokens (never their values), newest first."""
+    now = time.time()
+    for token in _services(settings).registration.list_initial_tokens(include_inactive=include_inactive):
+        click.echo(json.dumps({**dataclasses.asdict(token), "active": token.is_active(now)}, sort_keys=True))
+
+
+@cli.command("revoke-initial-token")
+@click.argument("token_id")
+@click.pass_obj
+def revoke_initial_token(settings: Settings, token_id: str) -> None:
+    """Revoke an initial access token at once (clients already registered with it stay)."""
+    services = _services(settings)
+    if not services.registration.revoke_initial_token(token_id):
+        raise click.ClickException(f"no initial token {token_id!r} to revoke (unknown or revoked already)")
+    services.audit.record("initial_token.revoked", actor="cli", details={"token_id": token_id})
+    services.audit.flush()
+    click.echo(f"revoked {token_id}")
+
+
 @cli.command("verify-audit")
 @click.pass_obj
 def verify_audit(settings: Settings) -> None:
@@ -251,6 +318,31 @@ def serve(settings: Settings, host: str, port: int) -> None:
     from idp.app import create_app
 
     run_simple(host, port, create_app(settings), threaded=True)
+
+
+@cli.command("grant-role")
+@click.argument("person")
+@click.argument("role", type=click.Choice(ROLES))
+@click.pass_obj
+def grant_role(settings: Settings, person: str, role: str) -> None:
+    """Give PERSON (id, resident ID number or username) an admin ROLE, e.g. the first super_admin.
+    The person signs in to /admin with a second factor (enrolled at the next sign-in)."""
+    services = _services(settings)
+    try:
+        grant = services.admin.bootstrap_role(person, role, by="cli")
+    except AdminInputError as exc:
+        raise click.ClickException(exc.message) from None
+    services.audit.flush()
+    click.echo(f"granted {grant.role} to {grant.person_id}")
+
+
+@cli.command("list-admins")
+@click.pass_obj
+def list_admins(settings: Settings) -> None:
+    """Every person holding an admin role, with the roles."""
+    services = _services(settings)
+    for person, roles in services.admin.all_admins():
+        click.echo(f"{person.id}  {person.username}  {' '.join(roles)}")
 
 
 def main() -> None:

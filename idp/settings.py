@@ -38,6 +38,9 @@ class Settings:
     demo_seed: str | None = None
     display_timezone: str = "Asia/Shanghai"
     trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-For/-Proto are believed
+    # Space-separated "module:function" callables given the Flask app at start (the admin console and
+    # API by default); empty for a provider without them. Loaded by name: idp never imports them.
+    extensions: str = "admin:install"
     # The three levels of assurance (acr values), weakest first: self-registered, real-name verified,
     # verified plus a second factor.
     acr_levels: str = "urn:cn:gov:loa:1 urn:cn:gov:loa:2 urn:cn:gov:loa:3"

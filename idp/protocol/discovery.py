@@ -10,6 +10,7 @@ from idp.protocol.claims import SUPPORTED_SCOPES
 from idp.protocol.client_auth import ASSERTION_ALGS
 from idp.protocol.endpoints import ENDPOINT_AUTH_METHODS
 from idp.protocol.grants import TOKEN_AUTH_METHODS
+from idp.services.registration import REGISTRATION_PATH
 
 PROMPT_VALUES = ("none", "login", "consent", "select_account")
 UI_LOCALES = ("zh-CN", "en")
@@ -25,6 +26,7 @@ def build_metadata(issuer: str, acr_values: tuple[str, ...]) -> dict[str, Any]:
         "end_session_endpoint": f"{issuer}/logout",
         "revocation_endpoint": f"{issuer}/revoke",
         "introspection_endpoint": f"{issuer}/introspect",
+        "registration_endpoint": f"{issuer}{REGISTRATION_PATH}",  # RFC 7591, with an initial access token
         "scopes_supported": list(SUPPORTED_SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

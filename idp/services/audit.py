@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from idp.store.audit import (
@@ -60,6 +60,39 @@ class DataAccess:
     client_id: str | None
     client_name: str | None
     purpose: str
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What an auditor narrows the log to; every field optional. Times in epoch milliseconds."""
+
+    event: str | None = None  # exact, or a prefix ending in "." (e.g. "admin.")
+    actor: str | None = None
+    subject: str | None = None
+    client_id: str | None = None
+    outcome: str | None = None
+    since: int | None = None
+    until: int | None = None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        if self.event:
+            if self.event.endswith("."):
+                query = query.where(AuditEventRow.event.startswith(self.event, autoescape=True))
+            else:
+                query = query.where(AuditEventRow.event == self.event)
+        for column, value in (
+            (AuditEventRow.actor, self.actor),
+            (AuditEventRow.subject, self.subject),
+            (AuditEventRow.client_id, self.client_id),
+            (AuditEventRow.outcome, self.outcome),
+        ):
+            if value:
+                query = query.where(column == value)
+        if self.since is not None:
+            query = query.where(AuditEventRow.at >= self.since)
+        if self.until is not None:
+            query = query.where(AuditEventRow.at < self.until)
+        return query
 
 
 class AuditService:
@@ -234,19 +267,29 @@ class AuditService:
             for row, name in data_access_of(self._sessions, person_id, DATA_ACCESS_EVENTS, limit)
         ]
 
+    def search(self, where: AuditFilter, offset: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+        """One page of matching events, newest first, each as the chain stores it."""
+        offset, limit = max(0, offset), min(max(1, limit), 500)
+        query = (
+            where.apply(select(AuditEventRow)).order_by(AuditEventRow.id.desc()).offset(offset).limit(limit)
+        )
+        with self._sessions() as session:
+            return [row_fields(row) for row in session.scalars(query)]
+
     def export(
-        self, fmt: str = "jsonl", since: int | None = None, until: int | None = None, event: str | None = None
+        self,
+        fmt: str = "jsonl",
+        since: int | None = None,
+        until: int | None = None,
+        event: str | None = None,
+        *,
+        where: AuditFilter | None = None,
     ) -> Iterator[str]:
         """Events in chain order as lines (JSON Lines, or CSV with a header); `since`/`until` in epoch ms."""
         if fmt not in ("jsonl", "csv"):
             raise ValueError(f"unknown export format {fmt!r}")
-        query = select(AuditEventRow)
-        if since is not None:
-            query = query.where(AuditEventRow.at >= since)
-        if until is not None:
-            query = query.where(AuditEventRow.at < until)
-        if event:
-            query = query.where(AuditEventRow.event == event)
+        where = where or AuditFilter(event=event, since=since, until=until)
+        query = where.apply(select(AuditEventRow))
         if fmt == "csv":
             yield _csv_line(EXPORT_COLUMNS)
         for row in iterate_chain(self._sessions, query):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import secrets
@@ -11,11 +12,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from idp.domain.assurance import LOA1, LOA2, LOA3
 from idp.domain.models import Client
+from idp.store.db import LIKE_ESCAPE, contains_pattern
 from idp.store.models import ClientRow
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
@@ -23,6 +25,7 @@ GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 ID_TOKEN_ALGS = ("RS256", "ES256")
 TOKEN_FORMATS = ("jwt", "opaque")
 MIN_SECRET_LENGTH = 32
+MAX_CLIENT_NAME = 200  # the column's length
 ACR_LEVELS = (LOA1, LOA2, LOA3)
 LIST_FIELDS = ("redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types")
 
@@ -40,8 +43,10 @@ class ClientService:
         cache_seconds: int = 30,
         clock: Callable[[], float] = time.time,
         acr_levels: tuple[str, ...] = ACR_LEVELS,
+        own_origin: str | None = None,
     ) -> None:
         self._acr_levels = acr_levels
+        self._own_origin = own_origin
         self._sessions = sessions
         self._secret_key = secret_key
         self._cache_seconds = cache_seconds
@@ -69,6 +74,40 @@ class ClientService:
         with self._sessions() as session:
             return [_to_client(r) for r in session.scalars(select(ClientRow).order_by(ClientRow.client_id))]
 
+    def search(self, query: str = "", offset: int = 0, limit: int = 50) -> builtins.list[Client]:
+        """Clients (enabled or not) whose id or name contains `query`, by client id; for admins."""
+        offset, limit = max(0, offset), min(max(1, limit), 200)
+        statement = select(ClientRow).order_by(ClientRow.client_id)
+        query = query.strip()[:128]
+        if query:
+            pattern = contains_pattern(query)
+            statement = statement.where(
+                or_(
+                    ClientRow.client_id.ilike(pattern, escape=LIKE_ESCAPE),
+                    ClientRow.client_name.ilike(pattern, escape=LIKE_ESCAPE),
+                )
+            )
+        with self._sessions() as session:
+            return [_to_client(r) for r in session.scalars(statement.offset(offset).limit(limit))]
+
+    def find_any(self, client_id: str) -> Client | None:
+        """The client whether enabled or disabled, read from the database (admin pages, not cached)."""
+        with self._sessions() as session:
+            row = session.get(ClientRow, client_id)
+            return _to_client(row) if row is not None else None
+
+    def set_disabled(self, client_id: str, disabled: bool) -> bool:
+        """Disable or enable a client; False if there is no such client. Effective on every node
+        within `cache_seconds` (at once on this one)."""
+        with self._sessions.begin() as session:
+            row = session.get(ClientRow, client_id)
+            if row is None:
+                return False
+            row.disabled = disabled
+            row.updated_at = int(self._clock())
+        self.forget(client_id)
+        return True
+
     def forget(self, client_id: str) -> None:
         with self._lock:
             self._cache.pop(client_id, None)
@@ -85,20 +124,39 @@ class ClientService:
     # -- registration -------------------------------------------------------------------------
     def validate(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
         """The checked metadata, or ClientMetadataError; writes nothing."""
-        return validate_client_metadata(metadata, self._acr_levels)
+        return validate_client_metadata(metadata, self._acr_levels, self._own_origin)
 
-    def register(self, metadata: Mapping[str, Any]) -> tuple[Client, str | None]:
+    def register(
+        self,
+        metadata: Mapping[str, Any],
+        *,
+        registered_by: str | None = None,
+        registration_token_digest: str | None = None,
+    ) -> tuple[Client, str | None]:
         """Create or update a client from RFC 7591 metadata; returns the client and a generated
-        secret (only when one was generated, to be shown once)."""
+        secret (only when one was generated, to be shown once).
+
+        `registered_by` is recorded on a new client. With `registration_token_digest` (dynamic
+        registration, RFC 7591/7592) a new client holds that digest, and an existing one is changed
+        only while it is enabled and holds that same digest: its row is locked for the change, so a
+        concurrent RFC 7592 delete is never undone (ClientMetadataError otherwise)."""
         fields = self.validate(metadata)
         generated: str | None = None
         secret = metadata.get("client_secret")
         now = int(self._clock())
+        dynamic = registration_token_digest is not None
         with self._sessions.begin() as session:
-            row = session.get(ClientRow, fields["client_id"])
+            row = session.get(ClientRow, fields["client_id"], with_for_update=True if dynamic else None)
             if row is None:
-                row = ClientRow(client_id=fields["client_id"], created_at=now)
+                row = ClientRow(
+                    client_id=fields["client_id"],
+                    created_at=now,
+                    registered_by=registered_by,
+                    registration_token_digest=registration_token_digest,
+                )
                 session.add(row)
+            elif dynamic and (row.disabled or row.registration_token_digest != registration_token_digest):
+                raise ClientMetadataError("the client's registration has ended")
             if fields["token_endpoint_auth_method"] in ("client_secret_basic", "client_secret_post"):
                 if secret:
                     row.secret_digest = self.digest_secret(secret)
@@ -132,9 +190,34 @@ class ClientService:
         self.forget(client_id)
         return secret
 
+    # -- dynamic registration (RFC 7591 / RFC 7592), used by services/registration.py ------------
+    def find_registered(self, client_id: str, registration_token_digest: str) -> tuple[Client, int] | None:
+        """The enabled client holding this registration access token digest (compared in constant
+        time) and when it was registered; read from the database, never the cache."""
+        with self._sessions() as session:
+            row = session.get(ClientRow, client_id)
+            if row is None or row.disabled:
+                return None
+            if not hmac.compare_digest(row.registration_token_digest or "", registration_token_digest):
+                return None
+            return _to_client(row), row.created_at
+
+    def end_registration(self, client_id: str) -> bool:
+        """RFC 7592 §2.3: disable a dynamically registered client and forget its registration access
+        token, in one statement (of two concurrent calls, one wins). False if it holds none."""
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(ClientRow)
+                .where(ClientRow.client_id == client_id, ClientRow.registration_token_digest.is_not(None))
+                .values(disabled=True, registration_token_digest=None, updated_at=int(self._clock()))
+            )
+            ended = int(result.rowcount or 0) == 1  # type: ignore[attr-defined]
+        self.forget(client_id)
+        return ended
+
 
 def validate_client_metadata(
-    metadata: Mapping[str, Any], acr_levels: tuple[str, ...] = ACR_LEVELS
+    metadata: Mapping[str, Any], acr_levels: tuple[str, ...] = ACR_LEVELS, own_origin: str | None = None
 ) -> dict[str, Any]:
     """Check RFC 7591 / OIDC Registration metadata; raise ClientMetadataError with a plain message."""
 
@@ -153,6 +236,9 @@ def validate_client_metadata(
     client_id = text("client_id")
     if not client_id or len(client_id) > 128 or not client_id.isprintable() or " " in client_id:
         raise ClientMetadataError("client_id must be 1-128 printable characters without spaces")
+    client_name = text("client_name", "") or client_id
+    if len(client_name) > MAX_CLIENT_NAME:
+        raise ClientMetadataError(f"client_name must be at most {MAX_CLIENT_NAME} characters")
     method = text("token_endpoint_auth_method", "client_secret_basic")
     if method not in AUTH_METHODS:
         raise ClientMetadataError(f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}")
@@ -174,7 +260,10 @@ def validate_client_metadata(
     if "authorization_code" in grant_types and not redirect_uris:
         raise ClientMetadataError("redirect_uris is required for the authorization_code grant")
     for uri in redirect_uris:
-        check_redirect_uri(uri, "redirect_uris")
+        # the provider's own pages (the admin console) use the issuer's scheme, whatever it is
+        check_redirect_uri(
+            uri, "redirect_uris", allow_http=bool(own_origin) and uri.startswith(f"{own_origin}/")
+        )
     post_logout = str_list("post_logout_redirect_uris", ())
     for uri in post_logout:
         check_redirect_uri(uri, "post_logout_redirect_uris")
@@ -205,7 +294,7 @@ def validate_client_metadata(
             raise ClientMetadataError(f"{flag} must be true or false")
     return {
         "client_id": client_id,
-        "client_name": text("client_name", "") or client_id,
+        "client_name": client_name,
         "token_endpoint_auth_method": method,
         "id_token_signed_response_alg": alg,
         "access_token_format": fmt,
@@ -226,12 +315,16 @@ def validate_client_metadata(
     }
 
 
-def check_redirect_uri(uri: str, field: str) -> None:
+def check_redirect_uri(uri: str, field: str, *, allow_http: bool = False) -> None:
     """Absolute http(s) URI without fragment; plain http only for loopback hosts (RFC 8252 §7.3)."""
-    parts = urlsplit(uri)
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.fragment:
+    try:
+        parts = urlsplit(uri)
+        hostname = parts.hostname
+    except ValueError:  # e.g. "http://[::1/cb": an unreadable URL is bad metadata, not a crash
+        raise ClientMetadataError(f"{field}: {uri!r} is not a valid URL") from None
+    if parts.scheme not in ("https", "http") or not hostname or parts.fragment:
         raise ClientMetadataError(f"{field}: {uri!r} must be an absolute https URL without a fragment")
-    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+    if parts.scheme == "http" and not allow_http and hostname not in ("127.0.0.1", "localhost", "::1"):
         raise ClientMetadataError(f"{field}: {uri!r} must use https (http only for loopback)")
 
 

@@ -21,8 +21,11 @@ from idp.domain.models import Person
 from idp.services.passwords import PasswordHashing
 from idp.sources.base import PersonSource, SourcePerson
 from idp.sources.local import LocalAccountSource
+from idp.store.db import LIKE_ESCAPE, contains_pattern
 from idp.store.key_encryption import KeyEncryptor
 from idp.store.models import PersonRow
+
+MAX_PAGE = 200
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -105,6 +108,38 @@ class PersonService:
         with self._sessions() as session:
             row = session.get(PersonRow, person_id)
             return _to_person(row) if row is not None else None
+
+    def search(self, query: str, offset: int = 0, limit: int = 50) -> list[Person]:
+        """Persons matching `query` for an admin: a resident ID number (exact, through the blind
+        index), a mobile number or username (exact), or part of a name or username; by username."""
+        query = query.strip()[:128]
+        offset, limit = max(0, offset), min(max(1, limit), MAX_PAGE)
+        statement = select(PersonRow).order_by(PersonRow.username)
+        if query:
+            if looks_like_resident_id(query):
+                statement = statement.where(PersonRow.id_number_index == self._blind_index(query.upper()))
+            else:
+                pattern = contains_pattern(query)
+                statement = statement.where(
+                    or_(
+                        PersonRow.phone_number == query,
+                        PersonRow.username.ilike(pattern, escape=LIKE_ESCAPE),
+                        PersonRow.name.ilike(pattern, escape=LIKE_ESCAPE),
+                    )
+                )
+        with self._sessions() as session:
+            return [_to_person(row) for row in session.scalars(statement.offset(offset).limit(limit))]
+
+    def set_disabled(self, person_id: str, disabled: bool) -> Person | None:
+        """Lock (disabled) or unlock a person; None if there is no such person."""
+        with self._sessions.begin() as session:
+            row = session.get(PersonRow, person_id)
+            if row is None:
+                return None
+            if row.disabled != disabled:
+                row.disabled = disabled
+                row.updated_at = int(self._clock())
+            return _to_person(row)
 
     def find_by_id_number(self, id_number: str) -> Person | None:
         """The person holding this resident identity number (blind-index lookup), or None."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from idp.services.accounts import AccountService
+from idp.services.admin import AdminService
 from idp.services.audit import AuditService
 from idp.services.authorization_codes import AuthorizationCodeService
 from idp.services.clients import ClientService
@@ -14,6 +15,7 @@ from idp.services.logout import LogoutService
 from idp.services.mfa import MfaService
 from idp.services.notifier import Notifier
 from idp.services.persons import PersonService
+from idp.services.registration import RegistrationService
 from idp.services.signing_keys import SigningKeyService
 from idp.services.sso_sessions import SsoSessionService
 from idp.services.throttling import LoginThrottle
@@ -39,3 +41,5 @@ class ProviderServices:
     throttle: LoginThrottle
     accounts: AccountService
     audit: AuditService
+    admin: AdminService
+    registration: RegistrationService

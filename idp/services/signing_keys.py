@@ -34,6 +34,10 @@ class NoSigningKeyError(RuntimeError):
     """No key of the requested algorithm signs now (ensure_keys has not run, or all were retired)."""
 
 
+class KeyRetirementError(ValueError):
+    """A key that cannot be retired, with a message for the operator."""
+
+
 @dataclass(frozen=True)
 class SigningKey:
     """A decrypted key that signs; `public_jwk` carries kid, alg and use="sig"."""
@@ -163,6 +167,30 @@ class SigningKeyService:
                 log.info("rotated %s: new key %s signs from %d", a, new_row.kid, activates_at)
         self._invalidate_cache()
         return new_kids
+
+    def retire(self, kid: str) -> dict[str, Any]:
+        """Stop signing with `kid` now; it stays in the JWKS until the tokens it signed have expired.
+
+        Refused (KeyRetirementError) for an unknown or already retired key, and for the only key of
+        its algorithm that signs now: rotate first so that another key takes over."""
+        with self._sessionmaker.begin() as session:
+            repo.lock_signing_keys(session)
+            now = self._now()
+            rows = repo.list_signing_keys(session)
+            row = next((r for r in rows if r.kid == kid), None)
+            if row is None:
+                raise KeyRetirementError("There is no signing key with this kid.")
+            if row.retired_at is not None and row.retired_at <= now:
+                raise KeyRetirementError("This key is already retired.")
+            others = [r for r in rows if r.alg == row.alg and r.kid != kid and _row_signs_at(r, now)]
+            if row.activates_at <= now and not others:
+                raise KeyRetirementError(
+                    f"This is the only {row.alg} key that signs now: rotate first, then retire it."
+                )
+            repo.set_signing_key_retirement(session, kid, retired_at=now, expires_at=now + self._retention)
+        self._invalidate_cache()
+        log.info("retired signing key %s", kid)
+        return next(k for k in self.list_keys() if k["kid"] == kid)
 
     # -- reading (cached) --------------------------------------------------------------------------
 

@@ -127,6 +127,10 @@ class TokenService:
         """Revoke every token issued in an SSO session (logout)."""
         return self._revoke_where(TokenRow.sid == sid)
 
+    def revoke_client(self, client_id: str) -> int:
+        """Revoke every token of a client (disabled or deleted); returns how many were active."""
+        return self._revoke_where(TokenRow.client_id == client_id)
+
     def revoke_person_client(self, person_id: str, client_id: str) -> int:
         """Revoke every token (refresh and access) a client holds for a person (the person withdrew
         the platform's authorisation)."""

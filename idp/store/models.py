@@ -125,6 +125,10 @@ class ClientRow(Base):
     # Lists and the rest of the metadata: redirect_uris, post_logout_redirect_uris, grant_types,
     # response_types, scope, jwks.
     client_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Dynamic registration (RFC 7592): SHA-256 of the registration access token; who registered it
+    # ("admin:<person id>", "cli", "dcr:<initial access token id>").
+    registration_token_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
+    registered_by: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
@@ -251,3 +255,33 @@ class AuditEventRow(Base):
     details: Mapped[str | None] = mapped_column(Text)  # canonical JSON; never secrets or identifiers
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AdminRoleRow(Base):
+    """An admin role held by a person (super_admin, platform_admin, entity_admin, auditor)."""
+
+    __tablename__ = "admin_roles"
+    __table_args__ = (UniqueConstraint("person_id", "role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(String(32), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    granted_by: Mapped[str] = mapped_column(String(128))
+    granted_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class InitialAccessTokenRow(Base):
+    """An initial access token for dynamic client registration (RFC 7591 §3), issued by an admin.
+    Known only by the SHA-256 digest of its value."""
+
+    __tablename__ = "initial_access_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    max_uses: Mapped[int] = mapped_column(Integer, default=1)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)

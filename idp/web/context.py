@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app
+from flask import Flask, current_app
 
 from idp.domain.assurance import AssuranceLadder
 from idp.protocol.server import ProviderServer
@@ -25,3 +25,8 @@ class WebContext:
 
 def web() -> WebContext:
     return current_app.extensions["idp"]  # type: ignore[no-any-return]
+
+
+def web_of(app: Flask) -> WebContext:
+    """The context of an app outside a request (extensions installing themselves)."""
+    return app.extensions["idp"]  # type: ignore[no-any-return]

@@ -71,6 +71,15 @@ def verify() -> Response | str:
     if method is None:
         log.info("second factor refused")
         error = "locked" if ctx.services.mfa.is_locked(subject.person.id) else "invalid_code"
+        ctx.services.audit.record(
+            "mfa.failed",
+            actor=subject.person.id,
+            subject=subject.person.id,
+            client_id=tx.request.client_id if tx else None,
+            address=request.remote_addr,
+            outcome="failure",
+            details={"reason": error, "step_up": not subject.pending_login},
+        )
         failure = Response(render_verify(ctx, tx, subject, error=error))
         failure.status_code = 401
         return failure

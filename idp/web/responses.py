@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify, render_template, request
+from flask import Response, current_app, jsonify, render_template, request
 
 
 def oauth_error(
@@ -25,11 +25,22 @@ def error_page(status: int, error: str, description: str) -> Response:
     return response
 
 
-API_PATHS = ("/token", "/introspect", "/revoke", "/userinfo", "/jwks.json", "/.well-known/")
+API_PATHS = (
+    "/token",
+    "/introspect",
+    "/revoke",
+    "/userinfo",
+    "/jwks.json",
+    "/.well-known/",
+    "/connect/register",
+)
 
 
 def wants_json() -> bool:
-    return request.path.startswith(API_PATHS)
+    # Extensions add their own JSON paths (the admin API) to app.config["JSON_PATH_PREFIXES"].
+    return request.path.startswith(API_PATHS) or request.path.startswith(
+        tuple(current_app.config.get("JSON_PATH_PREFIXES", ()))
+    )
 
 
 def error_for(status: int, error: str, description: str) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import time
 from urllib.parse import urlencode
 
 import pytest
@@ -165,3 +166,21 @@ def test_a_locked_audit_table_does_not_slow_a_login(settings, client, registered
         engine.dispose()
     assert registered.audit.flush(20)
     assert events(registered, "login.succeeded")
+
+
+def test_a_failed_second_factor_is_recorded(client, registered):
+    import pyotp
+
+    pid = registered.persons.authenticate(PERSON["username"], PERSON["password"]).id
+    secret = registered.mfa.begin_enrolment(pid).secret
+    registered.mfa.confirm_enrolment(pid, pyotp.TOTP(secret).now())
+    response = sign_in(client)
+    assert response.status_code == 302 and "/mfa/verify" in response.headers["Location"]
+    page = client.get(response.headers["Location"])
+    fields = hidden_inputs(page.get_data(as_text=True))
+    valid = {pyotp.TOTP(secret).at(time.time() + d) for d in (-30, 0, 30)}
+    wrong = next(c for c in ("000000", "111111", "222222", "333333") if c not in valid)
+    assert client.post("/mfa/verify", data={**fields, "code": wrong}).status_code == 401
+    failed = events(registered, "mfa.failed")[-1]
+    assert failed["subject"] == pid and failed["outcome"] == "failure"
+    assert json.loads(failed["details"]) == {"reason": "invalid_code", "step_up": False}

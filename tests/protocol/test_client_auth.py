@@ -451,7 +451,7 @@ def test_neither_secrets_nor_tokens_are_stored_in_plaintext(client, services, se
                 dump.extend(repr(value) for value in row)
         token_rows = conn.execute(select(Base.metadata.tables["tokens"])).all()
         client_rows = conn.execute(select(Base.metadata.tables["clients"])).all()
-    assert len(token_rows) >= 5 and len(client_rows) == 2  # the check below looks at real rows
+    assert len(token_rows) >= 5 and len(client_rows) >= 2  # the check below looks at real rows
     if settings.redis_url:
         import redis
 

@@ -18,6 +18,7 @@ def test_every_advertised_endpoint_answers(client, services):
         "end_session_endpoint",
         "revocation_endpoint",
         "introspection_endpoint",
+        "registration_endpoint",
     ):
         path = meta[name].removeprefix(ISSUER)
         assert meta[name].startswith(ISSUER + "/")

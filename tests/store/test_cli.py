@@ -4,30 +4,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from click.testing import CliRunner
 
 from idp.cli import cli
-
-
-@pytest.fixture
-def run(settings, services, monkeypatch):
-    env = {
-        "IDP_ISSUER": settings.issuer,
-        "IDP_DATABASE_URL": settings.database_url,
-        "IDP_KEY_DIR": settings.key_dir,
-        "IDP_REDIS_PREFIX": settings.redis_prefix,
-        "IDP_PASSWORD_TIME_COST": "1",
-        "IDP_PASSWORD_MEMORY_KIB": "1024",
-    }
-    if settings.redis_url:
-        env["IDP_REDIS_URL"] = settings.redis_url
-    runner = CliRunner()
-
-    def invoke(*args: str, input: str | None = None):
-        return runner.invoke(cli, list(args), env=env, input=input, catch_exceptions=False)
-
-    return invoke
 
 
 def test_create_client_prints_a_generated_secret_once(run, services):
@@ -97,3 +76,19 @@ def test_unlock_login(run, services):
     assert services.throttle.is_locked("zhangsan")
     assert run("unlock-login", "zhangsan").exit_code == 0
     assert not services.throttle.is_locked("zhangsan")
+
+
+def test_grant_role_names_the_first_super_admin(run, services):
+    person = services.persons.upsert(
+        {"username": "chief", "password": "long enough pw", "id_number": "440305199207182464"}
+    )
+    result = run("grant-role", "440305199207182464", "super_admin")
+    assert result.exit_code == 0 and person.id in result.output
+    assert services.admin.roles_of(person.id) == {"super_admin"}
+    listed = run("list-admins")
+    assert "chief" in listed.output and "super_admin" in listed.output
+    refused = run("grant-role", "chief", "auditor")  # separation of duties
+    assert refused.exit_code != 0 and "auditor role cannot be combined" in refused.output
+    unknown = run("grant-role", "nobody-here", "platform_admin")
+    assert unknown.exit_code != 0 and "no such person" in unknown.output
+    assert run("grant-role", "chief", "root").exit_code != 0

@@ -157,3 +157,24 @@ def test_other_identity_documents_by_type_code(services):
                 ]
             },
         )
+
+
+def test_provisioning_grants_admin_roles(services):
+    document = json.loads((ROOT / "demo" / "seed.json").read_text(encoding="utf-8"))
+    provision_document(services, document)
+    admin = services.persons.authenticate("admin", "Admin#2026-demo")
+    auditor = services.persons.authenticate("auditor", "Auditor#2026-demo")
+    assert services.admin.roles_of(admin.id) == {"super_admin"}
+    assert services.admin.roles_of(auditor.id) == {"auditor"}
+
+
+@pytest.mark.parametrize(
+    "roles",
+    [["auditor", "super_admin"], ["root"], "super_admin"],
+    ids=["separation", "unknown", "not-a-list"],
+)
+def test_provisioning_refuses_bad_admin_roles_before_writing_anything(services, roles):
+    person = {"username": "newadmin", "password": "long enough pw", "admin_roles": roles}
+    with pytest.raises(click.ClickException, match="admin_roles"):
+        provision_document(services, {"persons": [person]})
+    assert count(services, PersonRow) == 0
