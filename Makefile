@@ -25,8 +25,8 @@ run: $(VENV)/.installed
 	IDP_LOGOUT_WORKER=true IDP_ALLOW_PRIVATE_NETWORK=true $(PY) -m demo.run
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check idp admin tests demo registers bench wsgi.py
-	$(VENV)/bin/ruff format --check idp admin tests demo registers bench wsgi.py
+	$(VENV)/bin/ruff check idp admin adapters tests demo registers bench wsgi.py
+	$(VENV)/bin/ruff format --check idp admin adapters tests demo registers bench wsgi.py
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
