@@ -7,6 +7,14 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class ExchangeTarget:
+    """A service this client may exchange a person's access token for (RFC 8693), and for what."""
+
+    audience: str  # the target service's client_id
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Client:
     """A registered platform (OIDC relying party)."""
 
@@ -27,6 +35,7 @@ class Client:
     secret_digest: str | None = None
     disabled: bool = False
     minimum_acr: str | None = None  # the weakest level of assurance this platform accepts
+    token_exchange: tuple[ExchangeTarget, ...] = ()  # RFC 8693 targets; empty: no token exchange
 
     @property
     def is_public(self) -> bool:
@@ -108,6 +117,8 @@ class TokenRecord:
     revoked_at: int | None
     rotated_at: int | None
     entity_id: str | None = None
+    audience: str | None = None  # an exchanged token (RFC 8693): the service it is meant for
+    actor: str | None = None  # an exchanged token: the client that acts (the `act` claim)
 
     def is_active(self, now: float) -> bool:
         return self.revoked_at is None and self.expires_at > now

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from idp.domain.models import Client
-from idp.protocol.claims import SUPPORTED_SCOPES
+from idp.protocol.claims import SUPPORTED_SCOPES, is_resource_scope
 from idp.protocol.discovery import PROMPT_VALUES
 from idp.protocol.pkce import check_code_challenge
 
@@ -116,7 +116,9 @@ def build_request(values: Mapping[str, str], client: Client, redirect_uri: str) 
     scope = tuple(dict.fromkeys(values.get("scope", "").split()))
     if "openid" not in scope:
         raise fail("invalid_scope", "The 'openid' scope is required.")
-    unknown = [s for s in scope if s not in SUPPORTED_SCOPES or s not in client.scope]
+    unknown = [
+        s for s in scope if (s not in SUPPORTED_SCOPES and not is_resource_scope(s)) or s not in client.scope
+    ]
     if unknown:
         raise fail("invalid_scope", f"Scope not allowed for this client: {' '.join(unknown)}")
     problem = check_code_challenge(values.get("code_challenge"), values.get("code_challenge_method"))

@@ -27,10 +27,18 @@ def build_metadata(issuer: str, acr_values: tuple[str, ...]) -> dict[str, Any]:
         "revocation_endpoint": f"{issuer}/revoke",
         "introspection_endpoint": f"{issuer}/introspect",
         "registration_endpoint": f"{issuer}{REGISTRATION_PATH}",  # RFC 7591, with an initial access token
+        # The standard scopes only: resource scopes (`<service>:<permission>`, see claims.py) exist per
+        # client registration, and listing them would publish every service's permissions; RFC 8414
+        # §2 lets a server leave supported scopes unadvertised.
         "scopes_supported": list(SUPPORTED_SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange",  # RFC 8693, for configured clients
+        ],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "userinfo_signing_alg_values_supported": [],

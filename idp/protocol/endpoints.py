@@ -76,8 +76,9 @@ class TokenIntrospection(TokenLookup, IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = ENDPOINT_AUTH_METHODS
 
     def check_permission(self, token: PresentedToken, client: Any, request: Any) -> bool:
-        # A client learns nothing about another client's tokens: they read as inactive.
-        return token.check_client(client)
+        # A client learns nothing about another client's tokens: they read as inactive. An exchanged
+        # token (RFC 8693) is also the business of the service it is meant for, its audience.
+        return token.check_client(client) or token.record.audience == client.client_id
 
     def create_introspection_payload(self, token: PresentedToken | None) -> dict[str, Any]:
         if token is None or token.is_expired() or token.is_revoked():
@@ -113,10 +114,12 @@ class TokenIntrospection(TokenLookup, IntrospectionEndpoint):
             "token_type": "Bearer" if record.kind == "access" else "refresh_token",
             "scope": record.scope,
             "sub": record.person_id or record.client_id,
-            "aud": record.client_id,
+            "aud": record.audience or record.client_id,
             "iat": record.issued_at,
             "exp": record.expires_at,
         }
+        if record.actor:
+            payload["act"] = {"sub": record.actor}  # RFC 8693 §4.1, as in the exchanged JWT
         for name, value in (("sid", record.sid), ("acr", record.acr), ("auth_time", record.auth_time)):
             if value:
                 payload[name] = value

@@ -19,8 +19,10 @@ from idp.protocol.grants import (
 )
 from idp.protocol.oidc import IdTokenIssuer
 from idp.protocol.pkce import RequireS256
+from idp.protocol.token_exchange import TokenExchangeGrant
 from idp.protocol.token_format import TokenFactory
 from idp.services.provider import ProviderServices
+from idp.services.token_exchange import TokenExchangeService
 
 
 class ProviderServer(AuthorizationServer):
@@ -71,9 +73,8 @@ def build_server(
     services: ProviderServices, *, token_endpoint: str, access_ttl: int, id_token_ttl: int, refresh_ttl: int
 ) -> ProviderServer:
     server = ProviderServer(services, refresh_ttl=refresh_ttl)
-    server.register_token_generator(
-        "default", TokenFactory(issuer=services.issuer, keys=services.keys, access_ttl=access_ttl)
-    )
+    token_factory = TokenFactory(issuer=services.issuer, keys=services.keys, access_ttl=access_ttl)
+    server.register_token_generator("default", token_factory)
     server.register_client_auth_method(
         PrivateKeyJwt.CLIENT_AUTH_METHOD,
         PrivateKeyJwt(
@@ -85,6 +86,21 @@ def build_server(
     server.register_grant(code_grant, [RequireS256(), IdTokenIssuer(services, id_token_ttl)])
     server.register_grant(refresh_grant)
     server.register_grant(ClientCredentialsGrant)
+    exchange = TokenExchangeService(
+        clients=services.clients,
+        tokens=services.tokens,
+        consent=services.consent,
+        sso=services.sso,
+        audit=services.audit,
+        access_ttl=access_ttl,
+    )
+    server.register_grant(
+        type(
+            "ExchangeGrant",
+            (TokenExchangeGrant,),
+            {"services": services, "exchange": exchange, "tokens": token_factory},
+        )
+    )
     server.register_endpoint(type("Revocation", (TokenRevocation,), {"services": services}))
     server.register_endpoint(type("Introspection", (TokenIntrospection,), {"services": services}))
     return server

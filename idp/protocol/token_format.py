@@ -53,18 +53,34 @@ class TokenFactory:
             token["refresh_token"] = secrets.token_urlsafe(32)
         return token
 
-    def encode_jwt_access_token(self, client_id: str, user: AuthContext | None, scope: str, ttl: int) -> str:
-        """RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti; plus scope, sid, acr, amr, auth_time."""
+    def encode_jwt_access_token(
+        self,
+        client_id: str,
+        user: AuthContext | None,
+        scope: str,
+        ttl: int,
+        *,
+        audience: str | None = None,
+        actor: str | None = None,
+        expires_at: int | None = None,
+    ) -> str:
+        """RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti; plus scope, sid, acr, amr, auth_time.
+
+        An exchanged token (RFC 8693) names its `audience` (another service), the acting client in
+        `act` (§4.1), and may end sooner than `ttl` (`expires_at`, the subject token's expiry)."""
         now = int(self._clock())
+        exp = now + ttl if expires_at is None else min(now + ttl, expires_at)
         claims: dict[str, Any] = {
             "iss": self._issuer,
             "sub": user.person_id if user and user.person_id else client_id,
-            "aud": client_id,
+            "aud": audience or client_id,
             "client_id": client_id,
             "iat": now,
-            "exp": now + ttl,
+            "exp": exp,
             "jti": secrets.token_urlsafe(16),
         }
+        if actor:
+            claims["act"] = {"sub": actor}
         if scope:
             claims["scope"] = scope
         if user is not None and user.person_id:

@@ -36,7 +36,7 @@ from idp.store.models import AuditEventRow
 log = logging.getLogger(__name__)
 
 EXPORT_COLUMNS = (*HASHED_FIELDS, "hash")  # every field of an event, as the chain stores it
-DATA_ACCESS_EVENTS = ("data.read", "token.issued")
+DATA_ACCESS_EVENTS = ("data.read", "token.issued", "token.exchanged")
 MAX_BATCH = 500
 MAX_DETAILS = 2000
 IDLE_SECONDS = 0.5  # the writer thread ends (releasing the engine) when idle; the next event restarts it

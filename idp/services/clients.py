@@ -16,7 +16,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from idp.domain.assurance import LOA1, LOA2, LOA3
-from idp.domain.models import Client
+from idp.domain.models import Client, ExchangeTarget
 from idp.store.db import LIKE_ESCAPE, contains_pattern
 from idp.store.models import ClientRow
 
@@ -28,6 +28,9 @@ MIN_SECRET_LENGTH = 32
 MAX_CLIENT_NAME = 200  # the column's length
 ACR_LEVELS = (LOA1, LOA2, LOA3)
 LIST_FIELDS = ("redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types")
+MAX_EXCHANGE_TARGETS = 50
+MAX_EXCHANGE_SCOPES = 50
+MAX_SCOPE_TOKEN = 128
 
 
 class ClientMetadataError(ValueError):
@@ -292,6 +295,7 @@ def validate_client_metadata(
     for flag in ("first_party", "backchannel_logout_session_required"):
         if flag in metadata and not isinstance(metadata[flag], bool):
             raise ClientMetadataError(f"{flag} must be true or false")
+    token_exchange = check_token_exchange(metadata.get("token_exchange"), method)
     return {
         "client_id": client_id,
         "client_name": client_name,
@@ -311,8 +315,48 @@ def validate_client_metadata(
             "scope": " ".join(dict.fromkeys(scope.split())),
             **({"minimum_acr": minimum_acr} if minimum_acr else {}),
             **({"jwks": jwks} if jwks is not None else {}),
+            **({"token_exchange": token_exchange} if token_exchange else {}),
         },
     }
+
+
+def is_scope_token(value: object) -> bool:
+    """RFC 6749 §3.3 scope-token: printable ASCII without space, double quote or backslash."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_SCOPE_TOKEN
+        and all(0x21 <= ord(ch) <= 0x7E and ch not in '"\\' for ch in value)
+    )
+
+
+def check_token_exchange(value: object, method: str) -> list[dict[str, Any]]:
+    """`token_exchange`: [{"audience": client_id, "scopes": [...]}, ...], the services this client
+    may exchange a person's access token for (RFC 8693), confidential clients only."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_EXCHANGE_TARGETS:
+        raise ClientMetadataError(f"token_exchange must be a list of at most {MAX_EXCHANGE_TARGETS} objects")
+    if value and method == "none":
+        raise ClientMetadataError("a public client cannot use token exchange")
+    targets: dict[str, list[str]] = {}
+    for item in value:
+        if not isinstance(item, dict) or set(item) - {"audience", "scopes"}:
+            raise ClientMetadataError('token_exchange entries must be {"audience": ..., "scopes": [...]}')
+        audience, scopes = item.get("audience"), item.get("scopes")
+        if not isinstance(audience, str) or not 0 < len(audience) <= 128 or not audience.isprintable():
+            raise ClientMetadataError("token_exchange audience must be a client_id of 1-128 characters")
+        if " " in audience or audience in targets:
+            raise ClientMetadataError(f"token_exchange audience {audience!r} is invalid or repeated")
+        if (
+            not isinstance(scopes, list)
+            or not 0 < len(scopes) <= MAX_EXCHANGE_SCOPES
+            or not all(is_scope_token(s) for s in scopes)
+        ):
+            raise ClientMetadataError("token_exchange scopes must be a non-empty list of scope tokens")
+        if any(s.startswith("admin:") for s in scopes):
+            raise ClientMetadataError("token_exchange cannot grant admin: scopes")
+        targets[audience] = list(dict.fromkeys(scopes))
+    return [{"audience": a, "scopes": s} for a, s in targets.items()]
 
 
 def check_redirect_uri(uri: str, field: str, *, allow_http: bool = False) -> None:
@@ -346,6 +390,9 @@ def _to_client(row: ClientRow) -> Client:
         backchannel_logout_session_required=row.backchannel_logout_session_required,
         jwks=meta.get("jwks"),
         minimum_acr=meta.get("minimum_acr"),
+        token_exchange=tuple(
+            ExchangeTarget(t["audience"], tuple(t["scopes"])) for t in meta.get("token_exchange", ())
+        ),
         secret_digest=row.secret_digest,
         disabled=row.disabled,
     )

@@ -385,6 +385,12 @@ class RegistrationService:
                 "first_party cannot be requested: only an administrator marks a platform as first-party",
             )
         fields["first_party"] = allowed_first_party
+        # token_exchange (which services the platform may exchange a person's token for) is the
+        # operator's decision too: never read from the request (not a known field), kept on update.
+        if current is not None and current.token_exchange:
+            fields["token_exchange"] = [
+                {"audience": t.audience, "scopes": list(t.scopes)} for t in current.token_exchange
+            ]
         scope = fields.get("scope")
         if scope is not None:
             fields["scope"] = self._checked_scope(scope, current)

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import Engine, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from idp.domain.models import AuthContext, TokenRecord
@@ -51,7 +51,11 @@ class TokenService:
         access_expires_at: int,
         refresh_token: str | None = None,
         refresh_expires_at: int | None = None,
+        audience: str | None = None,
+        actor: str | None = None,
     ) -> None:
+        """`audience` and `actor` mark an exchanged access token (RFC 8693); it shares the grant and
+        session of the token it was exchanged for, so their revocation takes it along."""
         now = int(self._clock())
         common = {
             "client_id": client_id,
@@ -66,7 +70,14 @@ class TokenService:
             "issued_at": now,
         }
         rows = [
-            TokenRow(digest=digest_token(access_token), kind="access", expires_at=access_expires_at, **common)
+            TokenRow(
+                digest=digest_token(access_token),
+                kind="access",
+                expires_at=access_expires_at,
+                audience=audience,
+                actor=actor,
+                **common,
+            )
         ]
         if refresh_token is not None and refresh_expires_at is not None:
             rows.append(
@@ -128,8 +139,9 @@ class TokenService:
         return self._revoke_where(TokenRow.sid == sid)
 
     def revoke_client(self, client_id: str) -> int:
-        """Revoke every token of a client (disabled or deleted); returns how many were active."""
-        return self._revoke_where(TokenRow.client_id == client_id)
+        """Revoke every token of a client (disabled or deleted), and every token exchanged for use at
+        it; returns how many were active."""
+        return self._revoke_where(or_(TokenRow.client_id == client_id, TokenRow.audience == client_id))
 
     def revoke_person_client(self, person_id: str, client_id: str) -> int:
         """Revoke every token (refresh and access) a client holds for a person (the person withdrew
@@ -191,4 +203,6 @@ def _to_record(row: TokenRow) -> TokenRecord:
         revoked_at=row.revoked_at,
         rotated_at=row.rotated_at,
         entity_id=row.entity_id,
+        audience=row.audience,
+        actor=row.actor,
     )

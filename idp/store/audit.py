@@ -120,7 +120,11 @@ def data_access_of(
             session.execute(
                 select(AuditEventRow, ClientRow.client_name)
                 .outerjoin(ClientRow, ClientRow.client_id == AuditEventRow.client_id)
-                .where(AuditEventRow.subject == person_id, AuditEventRow.event.in_(events))
+                .where(
+                    AuditEventRow.subject == person_id,
+                    AuditEventRow.event.in_(events),
+                    AuditEventRow.outcome == "success",  # a refused exchange read nothing
+                )
                 .order_by(AuditEventRow.at.desc(), AuditEventRow.id.desc())
                 .limit(limit)
             ).all()

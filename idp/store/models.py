@@ -180,6 +180,9 @@ class TokenRow(Base):
     # Refresh tokens only: when it was exchanged for its successor, and that successor's digest.
     rotated_at: Mapped[int | None] = mapped_column(BigInteger)
     successor_digest: Mapped[str | None] = mapped_column(String(64))
+    # Exchanged tokens only (RFC 8693): the service the token is meant for, and the client acting.
+    audience: Mapped[str | None] = mapped_column(String(128))
+    actor: Mapped[str | None] = mapped_column(String(128))
 
 
 class SigningKeyRow(Base):

@@ -17,6 +17,7 @@ from idp.protocol.authorization_request import (
     find_client,
     read_parameters,
 )
+from idp.protocol.claims import is_resource_scope
 from idp.protocol.grants import new_grant_id
 from idp.web.context import WebContext, web
 from idp.web.responses import error_page
@@ -152,8 +153,8 @@ def needs_consent(ctx: WebContext, tx: Transaction, session: SsoSession) -> bool
         return False
     if "consent" in tx.request.prompt:
         return True
-    if client.first_party:
-        return False
+    if client.first_party and not any(is_resource_scope(s) for s in tx.request.scope):
+        return False  # a resource scope releases data to another service: the person decides, always
     return not ctx.services.consent.covers(session.person_id, client.client_id, tx.request.scope)
 
 
