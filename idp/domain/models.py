@@ -15,6 +15,14 @@ class ExchangeTarget:
 
 
 @dataclass(frozen=True)
+class AudienceTarget:
+    """A service this client may get access tokens for by client credentials (`audience`), and for what."""
+
+    audience: str  # the target service's client_id
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Client:
     """A registered platform (OIDC relying party)."""
 
@@ -36,6 +44,7 @@ class Client:
     disabled: bool = False
     minimum_acr: str | None = None  # the weakest level of assurance this platform accepts
     token_exchange: tuple[ExchangeTarget, ...] = ()  # RFC 8693 targets; empty: no token exchange
+    audiences: tuple[AudienceTarget, ...] = ()  # client credentials for other services; empty: none
 
     @property
     def is_public(self) -> bool:
@@ -117,7 +126,7 @@ class TokenRecord:
     revoked_at: int | None
     rotated_at: int | None
     entity_id: str | None = None
-    audience: str | None = None  # an exchanged token (RFC 8693): the service it is meant for
+    audience: str | None = None  # exchanged or client-credentials token: the service it is meant for
     actor: str | None = None  # an exchanged token: the client that acts (the `act` claim)
 
     def is_active(self, now: float) -> bool:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from idp.domain.models import Person
+from idp.domain.scopes import is_resource_scope as is_resource_scope
 
 SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
     "profile": ("name", "preferred_username"),
@@ -13,14 +13,7 @@ SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
     "phone": ("phone_number", "phone_number_verified"),
 }
 SUPPORTED_SCOPES = ("openid", "profile", "email", "phone", "entity")  # entity: acting for a legal entity
-# Resource scopes, `<service>:<permission>` (e.g. certificates:read): a permission at another service,
-# requested at login by a client registered for it and consented to by the person; the token-exchange
-# grant (RFC 8693) then carries it to that service. admin:* scopes are never requested this way.
-RESOURCE_SCOPE = re.compile(r"[a-z][a-z0-9_-]{0,63}:[a-z][a-z0-9_.-]{0,63}\Z")
-
-
-def is_resource_scope(scope: str) -> bool:
-    return RESOURCE_SCOPE.match(scope) is not None and not scope.startswith("admin:")
+# Resource scopes, `<service>:<permission>`: see idp/domain/scopes.py (re-exported here).
 
 
 def claims_for_scope(person: Person, scope: str) -> dict[str, Any]:

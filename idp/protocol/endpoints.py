@@ -77,7 +77,8 @@ class TokenIntrospection(TokenLookup, IntrospectionEndpoint):
 
     def check_permission(self, token: PresentedToken, client: Any, request: Any) -> bool:
         # A client learns nothing about another client's tokens: they read as inactive. An exchanged
-        # token (RFC 8693) is also the business of the service it is meant for, its audience.
+        # token (RFC 8693) or a client-credentials token for another service is also the business
+        # of the service it is meant for, its audience.
         return token.check_client(client) or token.record.audience == client.client_id
 
     def create_introspection_payload(self, token: PresentedToken | None) -> dict[str, Any]:

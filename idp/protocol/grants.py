@@ -6,10 +6,17 @@ import secrets
 from dataclasses import replace
 from typing import Any
 
-from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidScopeError, grants
+from authlib.oauth2.rfc6749 import (
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuth2Error,
+    grants,
+)
 
 from idp.domain.entities import CannotActForEntity
-from idp.domain.models import AuthContext, CodeGrant, TokenRecord
+from idp.domain.models import AuthContext, Client, CodeGrant, TokenRecord
+from idp.protocol.token_format import TokenFactory
 from idp.services.authorization_codes import CodeReused
 from idp.services.entities import EntityError
 from idp.services.provider import ProviderServices
@@ -123,15 +130,62 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         """Already marked rotated in authenticate_user."""
 
 
+class InvalidTargetError(OAuth2Error):
+    """RFC 8693 §2.2.2 / RFC 8707 §2: the server will not issue a token for this audience or resource."""
+
+    error = "invalid_target"
+
+
+MAX_AUDIENCE_LENGTH = 128  # a client_id
+
+
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    """RFC 6749 §4.4. With `audience` (the logical-name parameter of RFC 8693 §2.1, a client_id; not
+    RFC 8707 `resource`, which is an absolute URI), the token is meant for that service: aud = the
+    audience, within the scopes the client's `audiences` metadata grants for it. Without: aud = the
+    client itself, within the client's registered scope (admin:* included)."""
+
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+    tokens: TokenFactory  # set on the subclass built per app
 
     def validate_token_request(self) -> None:
         super().validate_token_request()
+        form = self.request.form
+        if form.get("resource"):
+            raise InvalidTargetError("Use 'audience' (a client_id), not 'resource'.")
         requested = (self.request.payload.scope or "").split()
-        allowed = set(self.request.client.client.scope)
-        if not set(requested) <= allowed or "openid" in requested:
-            raise InvalidScopeError("The client may not request this scope.")
+        # RFC 6749 §3.1: a parameter sent without a value is treated as omitted.
+        audience = form.get("audience")
+        if not audience:
+            allowed = set(self.request.client.client.scope)
+            if not set(requested) <= allowed or "openid" in requested:
+                raise InvalidScopeError("The client may not request this scope.")
+            return
+        if len(audience) > MAX_AUDIENCE_LENGTH:
+            raise InvalidRequestError("Parameter 'audience' is too long.")
+        client: Client = self.request.client.client
+        target = next((t for t in client.audiences if t.audience == audience), None)
+        if target is None or self.server.query_client(audience) is None:
+            raise InvalidTargetError("The client may not request tokens for this audience.")
+        scope = tuple(dict.fromkeys(requested)) or target.scopes
+        if not set(scope) <= set(target.scopes):
+            raise InvalidScopeError("The scope is not allowed for this audience.")
+        self.request.token_audience = target.audience  # read by create_token_response and save_token
+        self.request.token_scope = " ".join(scope)
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        audience = getattr(self.request, "token_audience", None)
+        if audience is None:
+            return super().create_token_response()  # type: ignore[no-any-return]
+        token = self.tokens(
+            self.GRANT_TYPE,
+            self.request.client,
+            scope=self.request.token_scope,
+            include_refresh_token=False,
+            audience=audience,
+        )
+        self.save_token(token)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
 
 
 def with_entity_claim(services: ProviderServices, context: AuthContext) -> AuthContext:

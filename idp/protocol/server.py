@@ -44,6 +44,7 @@ class ProviderServer(AuthorizationServer):
         now = int(time.time())
         context = request.user if isinstance(request.user, AuthContext) else AuthContext(None, new_grant_id())
         refresh = token.get("refresh_token")
+        audience = getattr(request, "token_audience", None)  # client credentials for another service
         self.services.tokens.save(
             client_id=request.client.client_id,
             scope=token.get("scope", ""),
@@ -52,6 +53,7 @@ class ProviderServer(AuthorizationServer):
             access_expires_at=now + int(token["expires_in"]),
             refresh_token=refresh,
             refresh_expires_at=now + self._refresh_ttl if refresh else None,
+            audience=audience,
         )
         self.services.audit.record(
             "token.issued",
@@ -59,7 +61,11 @@ class ProviderServer(AuthorizationServer):
             subject=context.person_id,
             client_id=request.client.client_id,
             purpose=token.get("scope", ""),
-            details={"grant_type": request.payload.grant_type, "refresh_token": bool(refresh)},
+            details={
+                "grant_type": request.payload.grant_type,
+                "refresh_token": bool(refresh),
+                **({"audience": audience} if audience else {}),
+            },
         )
         # A reuse of the code that raced this redemption may have revoked the grant before these
         # tokens existed: check once more, now that they do (RFC 6749 §4.1.2).
@@ -85,7 +91,7 @@ def build_server(
     refresh_grant = type("RefreshGrant", (RefreshTokenGrant,), {"services": services})
     server.register_grant(code_grant, [RequireS256(), IdTokenIssuer(services, id_token_ttl)])
     server.register_grant(refresh_grant)
-    server.register_grant(ClientCredentialsGrant)
+    server.register_grant(type("ClientCredentials", (ClientCredentialsGrant,), {"tokens": token_factory}))
     exchange = TokenExchangeService(
         clients=services.clients,
         tokens=services.tokens,

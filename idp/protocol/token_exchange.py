@@ -15,7 +15,7 @@ from authlib.oauth2.rfc6749 import (
     grants,
 )
 
-from idp.protocol.grants import with_entity_claim
+from idp.protocol.grants import InvalidTargetError, with_entity_claim
 from idp.protocol.token_format import TokenFactory
 from idp.services.provider import ProviderServices
 from idp.services.token_exchange import ExchangeRefused, TokenExchangeService
@@ -24,12 +24,6 @@ GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 MAX_TOKEN_LENGTH = 8192
 MAX_PARAM_LENGTH = 2048
-
-
-class InvalidTargetError(OAuth2Error):
-    """RFC 8693 §2.2.2: the server will not issue a token for the requested audience or resource."""
-
-    error = "invalid_target"
 
 
 ERRORS: dict[str, type[OAuth2Error]] = {

@@ -40,12 +40,18 @@ class TokenFactory:
         scope: str | None = None,
         expires_in: int | None = None,
         include_refresh_token: bool = True,
+        *,
+        audience: str | None = None,
     ) -> dict[str, Any]:
+        """`audience`: the service the token is meant for (client credentials for another service);
+        by default the client itself. An opaque token's audience lives in its stored record."""
         ttl = expires_in or self._access_ttl
         if client.client.access_token_format == "opaque":
             access_token = secrets.token_urlsafe(32)
         else:
-            access_token = self.encode_jwt_access_token(client.client_id, user, scope or "", ttl)
+            access_token = self.encode_jwt_access_token(
+                client.client_id, user, scope or "", ttl, audience=audience
+            )
         token: dict[str, Any] = {"token_type": "Bearer", "access_token": access_token, "expires_in": ttl}
         if scope:
             token["scope"] = scope

@@ -306,7 +306,7 @@ class AdminService:
         needs one and it had none). A disabled client stays disabled."""
         self.authorize(actor, "clients.write")
         existing = self.get_client(actor, client_id)
-        metadata = {**fields_to_metadata(metadata), "client_id": client_id}
+        metadata = {**kept_metadata(existing), **fields_to_metadata(metadata), "client_id": client_id}
         self._check_client_metadata(actor, metadata, existing=existing)
         client, secret = self._clients.register(metadata)
         if existing.disabled:
@@ -694,6 +694,20 @@ def fields_to_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(metadata, Mapping):
         raise AdminInputError("invalid_client_metadata", "The client metadata must be an object.")
     return dict(metadata)
+
+
+def kept_metadata(existing: Client) -> dict[str, Any]:
+    """Metadata an edit keeps unless it names it: the console's form does not carry the token
+    exchange targets nor the client-credentials audiences, and an edit of the other fields must not
+    drop them."""
+    kept: dict[str, Any] = {}
+    if existing.token_exchange:
+        kept["token_exchange"] = [
+            {"audience": t.audience, "scopes": list(t.scopes)} for t in existing.token_exchange
+        ]
+    if existing.audiences:
+        kept["audiences"] = [{"audience": t.audience, "scopes": list(t.scopes)} for t in existing.audiences]
+    return kept
 
 
 def _grant(row: AdminRoleRow) -> AdminGrant:

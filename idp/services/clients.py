@@ -16,7 +16,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from idp.domain.assurance import LOA1, LOA2, LOA3
-from idp.domain.models import Client, ExchangeTarget
+from idp.domain.models import AudienceTarget, Client, ExchangeTarget
+from idp.domain.scopes import is_resource_scope
 from idp.store.db import LIKE_ESCAPE, contains_pattern
 from idp.store.models import ClientRow
 
@@ -296,6 +297,7 @@ def validate_client_metadata(
         if flag in metadata and not isinstance(metadata[flag], bool):
             raise ClientMetadataError(f"{flag} must be true or false")
     token_exchange = check_token_exchange(metadata.get("token_exchange"), method)
+    audiences = check_audiences(metadata.get("audiences"), client_id, method, grant_types)
     return {
         "client_id": client_id,
         "client_name": client_name,
@@ -316,6 +318,7 @@ def validate_client_metadata(
             **({"minimum_acr": minimum_acr} if minimum_acr else {}),
             **({"jwks": jwks} if jwks is not None else {}),
             **({"token_exchange": token_exchange} if token_exchange else {}),
+            **({"audiences": audiences} if audiences else {}),
         },
     }
 
@@ -359,6 +362,41 @@ def check_token_exchange(value: object, method: str) -> list[dict[str, Any]]:
     return [{"audience": a, "scopes": s} for a, s in targets.items()]
 
 
+def check_audiences(
+    value: object, client_id: str, method: str, grant_types: list[str]
+) -> list[dict[str, Any]]:
+    """`audiences`: [{"audience": client_id, "scopes": [...]}, ...], the services this client may get
+    access tokens for by client credentials (`audience` parameter), with resource scopes
+    `<service>:<permission>` only; confidential clients with the client_credentials grant only."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_EXCHANGE_TARGETS:
+        raise ClientMetadataError(f"audiences must be a list of at most {MAX_EXCHANGE_TARGETS} objects")
+    if value and method == "none":
+        raise ClientMetadataError("a public client cannot have audiences")
+    if value and "client_credentials" not in grant_types:
+        raise ClientMetadataError("audiences requires the client_credentials grant")
+    targets: dict[str, list[str]] = {}
+    for item in value:
+        if not isinstance(item, dict) or set(item) - {"audience", "scopes"}:
+            raise ClientMetadataError('audiences entries must be {"audience": ..., "scopes": [...]}')
+        audience, scopes = item.get("audience"), item.get("scopes")
+        if not isinstance(audience, str) or not 0 < len(audience) <= 128 or not audience.isprintable():
+            raise ClientMetadataError("audiences audience must be a client_id of 1-128 characters")
+        if " " in audience or audience in targets or audience == client_id:
+            raise ClientMetadataError(
+                f"audiences audience {audience!r} is invalid, repeated or the client itself"
+            )
+        if not isinstance(scopes, list) or not 0 < len(scopes) <= MAX_EXCHANGE_SCOPES:
+            raise ClientMetadataError("audiences scopes must be a non-empty list of resource scopes")
+        if not all(isinstance(s, str) and is_resource_scope(s) for s in scopes):
+            raise ClientMetadataError(
+                "audiences scopes must be resource scopes <service>:<permission>, not admin:"
+            )
+        targets[audience] = list(dict.fromkeys(scopes))
+    return [{"audience": a, "scopes": s} for a, s in targets.items()]
+
+
 def check_redirect_uri(uri: str, field: str, *, allow_http: bool = False) -> None:
     """Absolute http(s) URI without fragment; plain http only for loopback hosts (RFC 8252 §7.3)."""
     try:
@@ -393,6 +431,7 @@ def _to_client(row: ClientRow) -> Client:
         token_exchange=tuple(
             ExchangeTarget(t["audience"], tuple(t["scopes"])) for t in meta.get("token_exchange", ())
         ),
+        audiences=tuple(AudienceTarget(t["audience"], tuple(t["scopes"])) for t in meta.get("audiences", ())),
         secret_digest=row.secret_digest,
         disabled=row.disabled,
     )

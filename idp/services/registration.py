@@ -391,6 +391,11 @@ class RegistrationService:
             fields["token_exchange"] = [
                 {"audience": t.audience, "scopes": list(t.scopes)} for t in current.token_exchange
             ]
+        # audiences (which services it may get client-credentials tokens for) likewise.
+        if current is not None and current.audiences:
+            fields["audiences"] = [
+                {"audience": t.audience, "scopes": list(t.scopes)} for t in current.audiences
+            ]
         scope = fields.get("scope")
         if scope is not None:
             fields["scope"] = self._checked_scope(scope, current)

@@ -55,7 +55,8 @@ class TokenService:
         actor: str | None = None,
     ) -> None:
         """`audience` and `actor` mark an exchanged access token (RFC 8693); it shares the grant and
-        session of the token it was exchanged for, so their revocation takes it along."""
+        session of the token it was exchanged for, so their revocation takes it along. `audience`
+        alone: a client-credentials token meant for another service."""
         now = int(self._clock())
         common = {
             "client_id": client_id,

@@ -211,3 +211,17 @@ def test_the_console_client_is_registered_once_and_strongest_level(app, services
     assert console is not None and console.is_public and console.first_party
     assert console.minimum_acr == "urn:cn:gov:loa:3"
     assert console.redirect_uris == ("http://idp.test/admin/callback",)
+
+
+def test_editing_a_client_keeps_its_token_exchange_targets(services, admins):
+    actor = admins["platform_admin"].actor(services)
+    services.admin.create_client(actor, {**PLATFORM, "client_id": "certificates"})
+    cases = {**PLATFORM, "client_id": "cases", "scope": "openid certificates:read"}
+    cases["token_exchange"] = [{"audience": "certificates", "scopes": ["certificates:read"]}]
+    services.admin.create_client(actor, cases)
+    edited, _ = services.admin.update_client(actor, "cases", {**PLATFORM, "client_name": "办件"})
+    assert [(t.audience, t.scopes) for t in edited.token_exchange] == [
+        ("certificates", ("certificates:read",))
+    ]
+    cleared, _ = services.admin.update_client(actor, "cases", {**PLATFORM, "token_exchange": []})
+    assert cleared.token_exchange == ()
