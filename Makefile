@@ -13,14 +13,17 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 run: $(VENV)/.installed
 	$(PY) -m idp migrate
-	$(PY) -m idp provision demo/seed.json
 	@echo
-	@echo "  Demo portal:  http://127.0.0.1:8001  (a relying party: sign in there)"
 	@echo "  Provider:     http://127.0.0.1:5000  (discovery: /.well-known/openid-configuration)"
+	@echo "  Catalogue:    http://127.0.0.1:8200  (item catalogue: start the story here, see README \"The story in a browser\")"
+	@echo "  Certificates: http://127.0.0.1:8300  (e-certificates)"
+	@echo "  Cases:        http://127.0.0.1:8400  (case service: apply at /apply/01001530000000010000)"
+	@echo "  Demo portal:  http://127.0.0.1:8001  (a relying party: sign in there)"
 	@echo "  Registers:    http://127.0.0.1:8100  (reference population and enterprise registers)"
-	@echo "  Demo logins:  zhangsan / Zhangsan#2026   (or ID number 410105198503121235, or phone 13800000001)"
-	@echo "                lisi     / Lisi#20260101"
-	@echo "  Demo clients: see demo/seed.json"
+	@echo "  Demo logins:  zhangsan / Zhangsan#2026   (or ID number 410105198503121235, or phone 13800000001;"
+	@echo "                                            legal representative of 示例科技有限公司 91350100M000100Y43)"
+	@echo "                lisi     / Lisi#20260101   (agent of that company: cases:apply certificates:read)"
+	@echo "  Demo clients: see demo/seed.json (provisioned below, once the registers answer)"
 	@echo
 	IDP_LOGOUT_WORKER=true IDP_ALLOW_PRIVATE_NETWORK=true $(PY) -m demo.run
 

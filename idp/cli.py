@@ -15,8 +15,13 @@ from typing import Any
 import click
 
 from idp.domain.admin import ROLES, check_role_combination
+from idp.domain.entities import EntityStatus, Role, check_powers, names_match, validate_entity_type
+from idp.domain.errors import DomainError
+from idp.domain.identifiers import parse_uscc
+from idp.domain.models import Person
 from idp.services.admin import AdminInputError
 from idp.services.clients import ClientMetadataError
+from idp.services.entities import GRANTED_BY_REGISTER, MAX_NAME_LENGTH, EntityError
 from idp.services.persons import PersonError, validate_person_data
 from idp.services.provider import ProviderServices
 from idp.services.registration import RegistrationError
@@ -50,13 +55,18 @@ def migrate(settings: Settings) -> None:
 
 
 def provision_document(services: ProviderServices, document: Any) -> list[str]:
-    """Create or update clients and persons from one JSON document; idempotent. Returns printable lines."""
+    """Create or update clients, persons and legal entities from one JSON document; idempotent.
+
+    The whole document is checked before anything is written. Returns printable lines."""
     if not isinstance(document, dict):
-        raise click.ClickException("the document must be a JSON object with 'clients' and/or 'persons'")
-    unknown = set(document) - {"clients", "persons"}
+        raise click.ClickException(
+            "the document must be a JSON object with 'clients', 'persons' and/or 'legal_entities'"
+        )
+    unknown = set(document) - {"clients", "persons", "legal_entities"}
     if unknown:
         raise click.ClickException(f"unknown top-level keys: {', '.join(sorted(unknown))}")
     _validate_document(services, document)
+    entities = _check_legal_entities(services, document)
     lines: list[str] = []
     for index, metadata in enumerate(document.get("clients", [])):
         if not isinstance(metadata, dict):
@@ -79,7 +89,217 @@ def provision_document(services: ProviderServices, document: Any) -> list[str]:
             except AdminInputError as exc:
                 raise click.ClickException(f"persons[{index}]: {exc.message}") from None
         lines.append(f"person {person.username}")
+    for index, entry in enumerate(entities):
+        lines.append(_provision_entity(services, index, entry))
     return lines
+
+
+ENTITY_KEYS = frozenset({"uscc", "name", "entity_type", "representative", "agents"})
+AGENT_KEYS = frozenset({"person", "role", "powers", "valid_days"})
+MAX_VALID_DAYS = 3650
+PROVISION = "provision"  # the actor of provisioning in the audit log and in `granted_by`
+
+
+@dataclasses.dataclass(frozen=True)
+class _AgentEntry:
+    username: str
+    role: Role
+    powers: tuple[str, ...]
+    valid_days: int | None  # None: until revoked
+
+
+@dataclasses.dataclass(frozen=True)
+class _EntityEntry:
+    uscc: str
+    name: str
+    entity_type: str
+    representative: str
+    agents: tuple[_AgentEntry, ...]
+
+
+def _check_legal_entities(services: ProviderServices, document: dict[str, Any]) -> list[_EntityEntry]:
+    """`legal_entities`: [{uscc, name, entity_type, representative, agents: [{person, role, powers,
+    valid_days}]}], checked against the document's persons and the database before anything is written."""
+    entries = document.get("legal_entities", [])
+    if not isinstance(entries, list):
+        raise click.ClickException("'legal_entities' must be a list")
+    persons = {
+        str(p["username"]).strip(): p
+        for p in document.get("persons", [])
+        if isinstance(p, dict) and isinstance(p.get("username"), str)
+    }
+    checked: list[_EntityEntry] = []
+    for index, entry in enumerate(entries):
+        where = f"legal_entities[{index}]"
+        try:
+            checked.append(_check_entity_entry(services, persons, entry))
+        except (DomainError, EntityError) as exc:
+            raise click.ClickException(f"{where}: {exc.message}") from None
+        except ValueError as exc:
+            raise click.ClickException(f"{where}: {exc}") from None
+        if checked[-1].uscc in (e.uscc for e in checked[:-1]):
+            raise click.ClickException(f"{where}: {checked[-1].uscc} is listed twice")
+    return checked
+
+
+def _check_entity_entry(
+    services: ProviderServices, persons: dict[str, dict[str, Any]], entry: object
+) -> _EntityEntry:
+    if not isinstance(entry, dict):
+        raise ValueError("must be an object")
+    unknown = set(entry) - ENTITY_KEYS
+    if unknown:
+        raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}")
+    if not isinstance(entry.get("uscc"), str):
+        raise ValueError("uscc must be a string")
+    uscc = parse_uscc(entry["uscc"]).value
+    name = entry["name"].strip() if isinstance(entry.get("name"), str) else ""
+    if not 1 <= len(name) <= MAX_NAME_LENGTH:
+        raise ValueError(f"name must be 1-{MAX_NAME_LENGTH} characters")
+    entity_type = validate_entity_type(entry.get("entity_type", "enterprise"))
+    existing = services.entities.find_entity_by_uscc(uscc)
+    if existing is not None and not names_match(existing.name, name):
+        raise ValueError(f"{uscc} is registered here as {existing.name}, not {name}")
+    if existing is not None and existing.status in (EntityStatus.SUSPENDED, EntityStatus.DEREGISTERED):
+        raise ValueError(f"{uscc} is {existing.status.value}; nobody can be authorised to act for it")
+    representative = _username(entry.get("representative"), "representative")
+    _check_eligible(services, persons, representative, "representative")
+    agents_data = entry.get("agents", [])
+    if not isinstance(agents_data, list):
+        raise ValueError("agents must be a list")
+    agents: list[_AgentEntry] = []
+    for number, agent in enumerate(agents_data):
+        where = f"agents[{number}]"
+        if not isinstance(agent, dict):
+            raise ValueError(f"{where} must be an object")
+        unknown = set(agent) - AGENT_KEYS
+        if unknown:
+            raise ValueError(f"{where}: unknown keys: {', '.join(sorted(unknown))}")
+        username = _username(agent.get("person"), f"{where}.person")
+        if username == representative:
+            raise ValueError(f"{where}: {username} is the legal representative and holds every power already")
+        if username in (a.username for a in agents):
+            raise ValueError(f"{where}: {username} is listed twice")
+        _check_eligible(services, persons, username, f"{where}.person")
+        role = agent.get("role", Role.AGENT.value)
+        if role not in (Role.AGENT.value, Role.ENTITY_ADMIN.value):
+            raise ValueError(f"{where}: role must be agent or entity_admin")
+        powers = agent.get("powers")
+        if not isinstance(powers, list) or not all(isinstance(p, str) for p in powers):
+            raise ValueError(f"{where}: powers must be a list of strings")
+        days = agent.get("valid_days")
+        if days is not None and (
+            isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_VALID_DAYS
+        ):
+            raise ValueError(f"{where}: valid_days must be a whole number of days from 1 to {MAX_VALID_DAYS}")
+        try:
+            agents.append(_AgentEntry(username, Role(role), check_powers(powers), days))
+        except DomainError as exc:
+            raise ValueError(f"{where}: {exc.message}") from None
+    return _EntityEntry(uscc, name, entity_type, representative, tuple(agents))
+
+
+def _username(value: object, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{field} must be a username")
+    return value.strip()
+
+
+def _check_eligible(
+    services: ProviderServices, persons: dict[str, dict[str, Any]], username: str, field: str
+) -> None:
+    """The person is in the document or the database, and real-name verified (only such a person can
+    act for an entity): in the document with an `id_number`, or verified already."""
+    existing = _find_person(services, username)
+    if existing is not None and existing.disabled:
+        raise ValueError(f"{field}: {username}'s account is disabled")
+    if username in persons and persons[username].get("id_number"):
+        return
+    if existing is None and username not in persons:
+        raise ValueError(f"{field}: there is no person {username} here or in this document")
+    if existing is None or not existing.verified:
+        raise ValueError(
+            f"{field}: {username} must be real-name verified (give an id_number) to act for an entity"
+        )
+
+
+def _find_person(services: ProviderServices, username: str) -> Person | None:
+    return next((p for p in services.persons.search(username, 0, 200) if p.username == username), None)
+
+
+def _provision_entity(services: ProviderServices, index: int, entry: _EntityEntry) -> str:
+    """Create the entity if new, verify it (against the enterprise register when one is configured,
+    else on the operator's word), install the representative and grant the agents; audited as
+    `admin.entity.*` events with the actor `provision`. Returns the printable line."""
+    entities = services.entities
+
+    def refuse(message: str) -> click.ClickException:
+        return click.ClickException(f"legal_entities[{index}]: {message}")
+
+    def audit(event: str, entity_id: str, subject: str | None = None, **details: str) -> None:
+        services.audit.record(
+            f"admin.entity.{event}",
+            actor=PROVISION,
+            subject=subject,
+            details={"entity": entity_id, **details},
+        )
+
+    line = f"entity {entry.uscc}"
+    try:
+        entity = entities.find_entity_by_uscc(entry.uscc)
+        if entity is None:
+            entity = entities.create_entity(entry.uscc, entry.name, entry.entity_type)
+            audit("created", entity.id)
+        verified_by_register = False
+        if entity.status is EntityStatus.PENDING:
+            try:
+                entity = entities.verify_entity(entity.id)
+                verified_by_register = True
+            except EntityError as exc:
+                if exc.code != "no_register":
+                    raise
+                entity = entities.verify_by_operator(entity.id)
+            how = "register" if verified_by_register else PROVISION
+            audit("verified", entity.id, by=how)
+            line += (
+                " verified against the enterprise register"
+                if verified_by_register
+                else " recorded as verified by the operator (no enterprise register configured)"
+            )
+        if entity.status is not EntityStatus.VERIFIED:
+            raise refuse(f"the enterprise register says {entry.uscc} is {entity.status.value}")
+        representative = _find_person(services, entry.representative)
+        assert representative is not None  # checked, and persons are written first
+        held = [
+            a
+            for a in entities.authorisations_of_entity(entity.id, active_only=True)
+            if a.role is Role.LEGAL_REPRESENTATIVE
+        ]
+        if not any(a.person_id == representative.id for a in held):
+            if verified_by_register or any(a.granted_by == GRANTED_BY_REGISTER for a in held):
+                raise refuse(
+                    f"the enterprise register does not name {entry.representative} as the legal "
+                    "representative (or the name or identity number differs)"
+                )
+            entities.set_legal_representative(entity.id, representative.id, PROVISION)
+            audit("representative_set", entity.id, representative.id)
+        active = entities.authorisations_of_entity(entity.id, active_only=True)
+        for agent in entry.agents:
+            person = _find_person(services, agent.username)
+            assert person is not None
+            if any(
+                a.person_id == person.id and a.role is agent.role and tuple(a.powers) == agent.powers
+                for a in active
+            ):
+                continue  # granted already: the same role and powers, still in force
+            valid_until = int(time.time()) + agent.valid_days * 86400 if agent.valid_days else None
+            entities.grant_agent(
+                entity.id, person.id, agent.powers, valid_until, None, by_admin=PROVISION, role=agent.role
+            )
+            audit("agent_granted", entity.id, person.id, role=agent.role.value, powers=" ".join(agent.powers))
+    except EntityError as exc:
+        raise refuse(exc.message) from None
+    return line
 
 
 def _check_admin_roles(entry: dict[str, Any]) -> None:

@@ -186,6 +186,20 @@ class EntityService:
             session.flush()
             return _to_entity(row)
 
+    def verify_by_operator(self, entity_id: str) -> LegalEntity:
+        """Record a pending entity as verified on the operator's word (provisioning where no enterprise
+        register is configured); the caller audits it. A verified entity is left as it is."""
+        now = self._now()
+        with self._sessions.begin() as session:
+            row = self._lock_entity(session, entity_id)
+            _refuse_verification_from(EntityStatus(row.status))
+            if row.status != EntityStatus.VERIFIED:
+                row.status = EntityStatus.VERIFIED.value
+                row.verified_at = now
+                row.updated_at = now
+            session.flush()
+            return _to_entity(row)
+
     def suspend(self, entity_id: str) -> LegalEntity:
         """Stop everyone acting for the entity until reinstated; authorisations are kept."""
         return self._transition(
