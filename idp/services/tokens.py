@@ -6,8 +6,9 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, Row, Table, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from idp.domain.models import AuthContext, TokenRecord
@@ -26,6 +27,9 @@ class RefreshRejected(Exception):
     def __init__(self, family_revoked: bool) -> None:
         super().__init__("refresh token rejected")
         self.family_revoked = family_revoked
+
+
+TOKENS: Table = TokenRow.__table__  # type: ignore[assignment]
 
 
 class TokenService:
@@ -71,32 +75,36 @@ class TokenService:
             "issued_at": now,
         }
         rows = [
-            TokenRow(
-                digest=digest_token(access_token),
-                kind="access",
-                expires_at=access_expires_at,
-                audience=audience,
-                actor=actor,
+            {
+                "digest": digest_token(access_token),
+                "kind": "access",
+                "expires_at": access_expires_at,
+                "audience": audience,
+                "actor": actor,
                 **common,
-            )
+            }
         ]
         if refresh_token is not None and refresh_expires_at is not None:
             rows.append(
-                TokenRow(
-                    digest=digest_token(refresh_token),
-                    kind="refresh",
-                    expires_at=refresh_expires_at,
+                {
+                    "digest": digest_token(refresh_token),
+                    "kind": "refresh",
+                    "expires_at": refresh_expires_at,
+                    "audience": None,
+                    "actor": None,
                     **common,
-                )
+                }
             )
-        with self._sessions.begin() as session:
-            session.add_all(rows)
+        # A Core INSERT, not the ORM unit of work: on the token endpoint's hot path the session's
+        # bookkeeping cost more than the statement (profile: ~30% of a client-credentials request).
+        with self.engine().begin() as conn:
+            conn.execute(TOKENS.insert(), rows)
 
     def find(self, token: str) -> TokenRecord | None:
         if not token or len(token) > 8192:
             return None
-        with self._sessions() as session:
-            row = session.scalar(select(TokenRow).where(TokenRow.digest == digest_token(token)))
+        with self.engine().connect() as conn:  # Core: a plain row, no ORM identity map
+            row = conn.execute(select(TOKENS).where(TOKENS.c.digest == digest_token(token))).first()
             return _to_record(row) if row is not None else None
 
     def claim_refresh(self, token: str, client_id: str) -> TokenRecord:
@@ -106,23 +114,23 @@ class TokenService:
         concurrent retry); after it, the whole family is revoked (replay, RFC 9700 §4.14.2)."""
         now = int(self._clock())
         digest = digest_token(token)
-        with self._sessions.begin() as session:
-            claimed = session.execute(
-                update(TokenRow)
+        with self.engine().begin() as conn:  # Core, like save(): the hot path of every refresh
+            claimed = conn.execute(
+                update(TOKENS)
                 .where(
-                    TokenRow.digest == digest,
-                    TokenRow.kind == "refresh",
-                    TokenRow.client_id == client_id,
-                    TokenRow.revoked_at.is_(None),
-                    TokenRow.rotated_at.is_(None),
-                    TokenRow.expires_at > now,
+                    TOKENS.c.digest == digest,
+                    TOKENS.c.kind == "refresh",
+                    TOKENS.c.client_id == client_id,
+                    TOKENS.c.revoked_at.is_(None),
+                    TOKENS.c.rotated_at.is_(None),
+                    TOKENS.c.expires_at > now,
                 )
                 .values(rotated_at=now)
-                .returning(TokenRow)
-            ).scalar_one_or_none()
+                .returning(*TOKENS.c)
+            ).first()
             if claimed is not None:
                 return _to_record(claimed)
-            row = session.scalar(select(TokenRow).where(TokenRow.digest == digest))
+            row = conn.execute(select(TOKENS).where(TOKENS.c.digest == digest)).first()
         if row is None or row.kind != "refresh" or row.client_id != client_id:
             raise RefreshRejected(family_revoked=False)
         if row.rotated_at is not None and row.revoked_at is None and now - row.rotated_at > self._grace:
@@ -188,7 +196,7 @@ class TokenService:
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def _to_record(row: TokenRow) -> TokenRecord:
+def _to_record(row: TokenRow | Row[Any]) -> TokenRecord:
     return TokenRecord(
         kind=row.kind,
         client_id=row.client_id,
