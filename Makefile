@@ -23,6 +23,8 @@ run: $(VENV)/.installed
 	@echo "  Demo logins:  zhangsan / Zhangsan#2026   (or ID number 410105198503121235, or phone 13800000001;"
 	@echo "                                            legal representative of 示例科技有限公司 91350100M000100Y43)"
 	@echo "                lisi     / Lisi#20260101   (agent of that company: cases:apply certificates:read)"
+	@echo "  Admin console: http://127.0.0.1:5000/admin/  admin / Admin#2026-demo (super admin), auditor / Auditor#2026-demo"
+	@echo "                (admins enrol a TOTP second factor at their first sign-in)"
 	@echo "  Demo clients: see demo/seed.json (provisioned below, once the registers answer)"
 	@echo
 	IDP_LOGOUT_WORKER=true IDP_ALLOW_PRIVATE_NETWORK=true $(PY) -m demo.run
