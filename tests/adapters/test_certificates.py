@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from datetime import date, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -26,7 +26,7 @@ HEALTH = "health-dept"
 ACME = "91350100MA2XY80011"  # GB 32100-2015 check characters verified below
 OTHER_CO = "91110108MA01ABC125"
 ZHANG, LI = "person-zhang", "person-li"
-TODAY = date.today()
+TODAY = datetime.now(timezone(timedelta(hours=8))).date()  # validity dates are China's calendar days
 
 
 @pytest.fixture

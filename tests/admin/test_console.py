@@ -3,9 +3,11 @@ form's happy and bad-input paths, secrets shown once, re-authentication, languag
 
 from __future__ import annotations
 
+import datetime
 import re
 import time
 from html import unescape
+from zoneinfo import ZoneInfo
 
 import pytest
 from admin_helpers import AdminUser, console_login, hidden_inputs, local
@@ -534,7 +536,7 @@ def test_keys_rotate_and_retire(client, admins, services, monkeypatch):
 # -- the audit log -------------------------------------------------------------------------------------
 
 
-def test_audit_filter_page_and_export(client, admins, services):
+def test_audit_filter_page_and_export(client, admins, services, settings):
     for i in range(5):
         services.audit.record("test.event", actor=f"tester{i}", subject="s1", outcome="success")
     services.audit.record("test.other", actor="tester9", outcome="failure")
@@ -548,7 +550,8 @@ def test_audit_filter_page_and_export(client, admins, services):
     assert "offset=0" in second
     failures = text(client.get("/admin/audit?outcome=failure&event=test."))
     assert "tester9" in failures and "tester1" not in failures
-    today = time.strftime("%Y-%m-%d")
+    # "today" as the console reads dates: in the display timezone (Asia/Shanghai), not the machine's
+    today = datetime.datetime.now(ZoneInfo(settings.display_timezone)).strftime("%Y-%m-%d")
     dated = text(client.get(f"/admin/audit?event=test.event&from={today}&to={today}"))
     assert "tester4" in dated
     assert "tester4" not in text(client.get("/admin/audit?event=test.event&from=2000-01-01&to=2000-01-02"))
