@@ -11,6 +11,9 @@ from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
 ISSUER = "http://idp.test"
 PORTAL = {
     "client_id": "portal",
@@ -128,3 +131,21 @@ def redeem(test_client, code: str, auth: Authorization, client: dict[str, Any] =
         },
         headers=basic(client["client_id"], client["client_secret"]),
     )
+
+
+def decode(client, token: str):
+    """A JWT issued by the provider, checked against its published JWKS."""
+    return jwt.decode(token, KeySet.import_key_set(client.get("/jwks.json").get_json()), algorithms=["RS256"])
+
+
+def refused(response, error: str) -> dict:
+    """A token-endpoint refusal: the OAuth error, no-store, no token, an ASCII description."""
+    assert response.status_code == (401 if error == "invalid_client" else 400), response.get_data(
+        as_text=True
+    )
+    assert response.headers["Cache-Control"] == "no-store"
+    body = response.get_json()
+    assert body["error"] == error, body
+    assert "access_token" not in body
+    assert body.get("error_description", "").isascii()
+    return body

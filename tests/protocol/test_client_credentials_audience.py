@@ -7,9 +7,7 @@ import json
 import time
 
 import pytest
-from flows import ISSUER, PORTAL, basic
-from joserfc import jwt
-from joserfc.jwk import KeySet
+from flows import ISSUER, PORTAL, basic, decode, refused
 
 from idp.services.clients import ClientMetadataError
 
@@ -74,22 +72,6 @@ def introspect(client, token: str, as_client: dict = CERTIFICATES) -> dict:
     )
     assert response.status_code == 200, response.get_json()
     return response.get_json()
-
-
-def decode(client, token: str):
-    return jwt.decode(token, KeySet.import_key_set(client.get("/jwks.json").get_json()), algorithms=["RS256"])
-
-
-def refused(response, error: str) -> dict:
-    assert response.status_code == (401 if error == "invalid_client" else 400), response.get_data(
-        as_text=True
-    )
-    assert response.headers["Cache-Control"] == "no-store"
-    body = response.get_json()
-    assert body["error"] == error, body
-    assert "access_token" not in body
-    assert body.get("error_description", "").isascii()
-    return body
 
 
 def issued_events(services) -> list[dict]:

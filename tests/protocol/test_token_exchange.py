@@ -8,9 +8,7 @@ import time
 from urllib.parse import urlencode
 
 import pytest
-from flows import PERSON, PORTAL, authorize_params, basic, hidden_inputs, query_of, redeem
-from joserfc import jwt
-from joserfc.jwk import KeySet
+from flows import PERSON, PORTAL, authorize_params, basic, decode, hidden_inputs, query_of, redeem, refused
 from sqlalchemy import update
 
 from idp.services.clients import ClientMetadataError
@@ -120,22 +118,6 @@ def introspect(client, token: str, as_client: dict = CERTIFICATES) -> dict:
     )
     assert response.status_code == 200, response.get_json()
     return response.get_json()
-
-
-def decode(client, token: str):
-    return jwt.decode(token, KeySet.import_key_set(client.get("/jwks.json").get_json()), algorithms=["RS256"])
-
-
-def refused(response, error: str) -> dict:
-    assert response.status_code == (401 if error == "invalid_client" else 400), response.get_data(
-        as_text=True
-    )
-    assert response.headers["Cache-Control"] == "no-store"
-    body = response.get_json()
-    assert body["error"] == error, body
-    assert "access_token" not in body
-    assert body.get("error_description", "").isascii()
-    return body
 
 
 def events(services, kind: str = "token.exchanged") -> list[dict]:
