@@ -20,7 +20,6 @@ from idp.protocol.token_format import TokenFactory
 from idp.services.authorization_codes import CodeReused
 from idp.services.entities import EntityError
 from idp.services.provider import ProviderServices
-from idp.services.tokens import RefreshRejected
 
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
@@ -101,13 +100,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return RefreshCredential(refresh_token, record)
 
     def authenticate_user(self, credential: RefreshCredential) -> AuthContext:
-        # Rotation happens here, after every validation, in one conditional UPDATE.
-        try:
-            record = self.services.tokens.claim_refresh(credential.token, credential.record.client_id)
-        except RefreshRejected:
-            raise InvalidGrantError(
-                "The refresh token is invalid, expired, revoked or already used."
-            ) from None
+        # Validation only. The token is rotated in ProviderServer.save_token, in the transaction that
+        # stores its successors; a used, revoked or expired token is refused there (REFRESH_REFUSED).
+        record = credential.record
         if record.sid and not self.services.sso.is_active(record.sid):
             self.services.tokens.revoke_grant(record.grant_id)
             raise InvalidGrantError("The session of this refresh token has ended.")
@@ -127,7 +122,10 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             raise
 
     def revoke_old_credential(self, refresh_token: RefreshCredential) -> None:
-        """Already marked rotated in authenticate_user."""
+        """Already marked rotated in ProviderServer.save_token."""
+
+
+REFRESH_REFUSED = "The refresh token is invalid, expired, revoked or already used."
 
 
 class InvalidTargetError(OAuth2Error):

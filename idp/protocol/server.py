@@ -6,14 +6,17 @@ import time
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import InvalidGrantError
 
 from idp.domain.models import AuthContext
 from idp.protocol.client_auth import PrivateKeyJwt
 from idp.protocol.clients import OAuthClient
 from idp.protocol.endpoints import TokenIntrospection, TokenRevocation
 from idp.protocol.grants import (
+    REFRESH_REFUSED,
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
+    RefreshCredential,
     RefreshTokenGrant,
     new_grant_id,
 )
@@ -23,6 +26,7 @@ from idp.protocol.token_exchange import TokenExchangeGrant
 from idp.protocol.token_format import TokenFactory
 from idp.services.provider import ProviderServices
 from idp.services.token_exchange import TokenExchangeService
+from idp.services.tokens import RefreshRejected
 
 
 class ProviderServer(AuthorizationServer):
@@ -45,16 +49,21 @@ class ProviderServer(AuthorizationServer):
         context = request.user if isinstance(request.user, AuthContext) else AuthContext(None, new_grant_id())
         refresh = token.get("refresh_token")
         audience = getattr(request, "token_audience", None)  # client credentials for another service
-        self.services.tokens.save(
-            client_id=request.client.client_id,
-            scope=token.get("scope", ""),
-            context=context,
-            access_token=token["access_token"],
-            access_expires_at=now + int(token["expires_in"]),
-            refresh_token=refresh,
-            refresh_expires_at=now + self._refresh_ttl if refresh else None,
-            audience=audience,
-        )
+        rotated = getattr(request, "refresh_token", None)  # refresh grant: the token being replaced
+        try:
+            self.services.tokens.save(
+                client_id=request.client.client_id,
+                scope=token.get("scope", ""),
+                context=context,
+                access_token=token["access_token"],
+                access_expires_at=now + int(token["expires_in"]),
+                refresh_token=refresh,
+                refresh_expires_at=now + self._refresh_ttl if refresh else None,
+                audience=audience,
+                rotates=rotated.token if isinstance(rotated, RefreshCredential) else None,
+            )
+        except RefreshRejected:
+            raise InvalidGrantError(REFRESH_REFUSED) from None
         self.services.audit.record(
             "token.issued",
             actor=request.client.client_id,

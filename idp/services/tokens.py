@@ -6,9 +6,9 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
-from sqlalchemy import Engine, Row, Table, and_, or_, select, update
+from sqlalchemy import Connection, Engine, Row, Table, and_, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from idp.domain.models import AuthContext, TokenRecord
@@ -39,6 +39,9 @@ class TokenService:
         self._sessions = sessions
         self._grace = grace_seconds
         self._clock = clock
+        # Single-statement reads need no transaction: autocommit spares the BEGIN and ROLLBACK round
+        # trips on every token lookup (introspection, userinfo, refresh).
+        self._reader = self.engine().execution_options(isolation_level="AUTOCOMMIT")
 
     def engine(self) -> Engine:
         bind = self._sessions.kw["bind"]
@@ -57,10 +60,15 @@ class TokenService:
         refresh_expires_at: int | None = None,
         audience: str | None = None,
         actor: str | None = None,
+        rotates: str | None = None,
     ) -> None:
         """`audience` and `actor` mark an exchanged access token (RFC 8693); it shares the grant and
         session of the token it was exchanged for, so their revocation takes it along. `audience`
-        alone: a client-credentials token meant for another service."""
+        alone: a client-credentials token meant for another service.
+
+        `rotates`: the refresh token these tokens replace. Marking it rotated and storing its
+        successors happen in one transaction, so exactly one concurrent caller wins and a failure
+        leaves the old token usable; the losers get RefreshRejected and nothing is stored."""
         now = int(self._clock())
         common = {
             "client_id": client_id,
@@ -98,38 +106,41 @@ class TokenService:
         # A Core INSERT, not the ORM unit of work: on the token endpoint's hot path the session's
         # bookkeeping cost more than the statement (profile: ~30% of a client-credentials request).
         with self.engine().begin() as conn:
-            conn.execute(TOKENS.insert(), rows)
+            claimed = rotates is None or self._claim(conn, digest_token(rotates), client_id, now) is not None
+            if claimed:
+                conn.execute(TOKENS.insert(), rows)
+        if not claimed:
+            assert rotates is not None
+            self._reject(digest_token(rotates), client_id, now)  # raises: nothing was written
 
     def find(self, token: str) -> TokenRecord | None:
         if not token or len(token) > 8192:
             return None
-        with self.engine().connect() as conn:  # Core: a plain row, no ORM identity map
+        with self._reader.connect() as conn:  # Core: a plain row, no ORM identity map
             row = conn.execute(select(TOKENS).where(TOKENS.c.digest == digest_token(token))).first()
             return _to_record(row) if row is not None else None
 
-    def claim_refresh(self, token: str, client_id: str) -> TokenRecord:
-        """Mark a refresh token rotated in one statement; exactly one concurrent caller wins.
+    def _claim(self, conn: Connection, digest: str, client_id: str, now: int) -> Row[Any] | None:
+        """Mark a live refresh token rotated in one conditional UPDATE; None if it is not live."""
+        return conn.execute(
+            update(TOKENS)
+            .where(
+                TOKENS.c.digest == digest,
+                TOKENS.c.kind == "refresh",
+                TOKENS.c.client_id == client_id,
+                TOKENS.c.revoked_at.is_(None),
+                TOKENS.c.rotated_at.is_(None),
+                TOKENS.c.expires_at > now,
+            )
+            .values(rotated_at=now)
+            .returning(TOKENS.c.digest)
+        ).first()
 
-        A token already rotated within the grace window is refused without harm (a legitimate
-        concurrent retry); after it, the whole family is revoked (replay, RFC 9700 §4.14.2)."""
-        now = int(self._clock())
-        digest = digest_token(token)
-        with self.engine().begin() as conn:  # Core, like save(): the hot path of every refresh
-            claimed = conn.execute(
-                update(TOKENS)
-                .where(
-                    TOKENS.c.digest == digest,
-                    TOKENS.c.kind == "refresh",
-                    TOKENS.c.client_id == client_id,
-                    TOKENS.c.revoked_at.is_(None),
-                    TOKENS.c.rotated_at.is_(None),
-                    TOKENS.c.expires_at > now,
-                )
-                .values(rotated_at=now)
-                .returning(*TOKENS.c)
-            ).first()
-            if claimed is not None:
-                return _to_record(claimed)
+    def _reject(self, digest: str, client_id: str, now: int) -> NoReturn:
+        """Why a refresh token could not be claimed. A token already rotated within the grace window
+        is refused without harm (a legitimate concurrent retry); after it, the whole family is
+        revoked (replay, RFC 9700 §4.14.2)."""
+        with self._reader.connect() as conn:
             row = conn.execute(select(TOKENS).where(TOKENS.c.digest == digest)).first()
         if row is None or row.kind != "refresh" or row.client_id != client_id:
             raise RefreshRejected(family_revoked=False)
@@ -185,6 +196,21 @@ class TokenService:
         else:
             self._revoke_where(TokenRow.digest == digest_token(token))
         return True
+
+    def purge_expired(self, *, older_than: int, batch: int = 10_000) -> int:
+        """Delete tokens that expired more than `older_than` seconds ago, `batch` rows per transaction
+        so no long lock is held; returns how many. An expired token is refused whether its row exists
+        or not, so this changes no answer (a refresh token replayed after expiry is refused, without
+        the family revocation a replay inside its lifetime triggers)."""
+        cut = int(self._clock()) - older_than
+        purged = 0
+        while True:
+            with self.engine().begin() as conn:
+                chunk = select(TOKENS.c.id).where(TOKENS.c.expires_at < cut).limit(batch).scalar_subquery()
+                deleted = int(conn.execute(delete(TOKENS).where(TOKENS.c.id.in_(chunk))).rowcount or 0)
+            purged += deleted
+            if deleted < batch:
+                return purged
 
     def _revoke_where(self, condition: object) -> int:
         with self._sessions.begin() as session:
