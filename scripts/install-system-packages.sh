@@ -3,12 +3,17 @@
 #
 # slapd: the tests start their own slapd instance (a temporary config on a free loopback port), so the
 # package is preseeded to create no default database and the system service is left stopped.
+# nginx: tests/live/test_nodes.py runs its own nginx (a generated config, a free loopback port, every
+# path under the test's temporary directory) as the load balancer in front of several provider nodes.
+# Debian starts and enables the system nginx on port 80 when the package is installed; this script
+# stops and disables it right after installing it, and leaves an nginx that was installed before alone.
 set -euo pipefail
 
 PACKAGES=(
     slapd
     ldap-utils
     chromium
+    nginx
 )
 
 missing=()
@@ -74,4 +79,17 @@ if ! apt_install; then
     apt_update
     apt_install
 fi
+
+# The system nginx that the package has just started (on systemd hosts) is not ours to leave running.
+for pkg in "${missing[@]}"; do
+    if [ "$pkg" = nginx ]; then
+        if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+            echo "install-system-packages: stopping and disabling the system nginx service"
+            "${SUDO[@]}" systemctl disable --now nginx >/dev/null 2>&1 || true
+        elif [ -s /run/nginx.pid ] && "${SUDO[@]}" kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; then
+            echo "install-system-packages: stopping the system nginx"
+            "${SUDO[@]}" /usr/sbin/nginx -s quit || true
+        fi
+    fi
+done
 echo "install-system-packages: done"

@@ -84,16 +84,57 @@ class LiveServer:
                 self.process.kill()
                 self.process.wait(timeout=5)
 
+    def kill(self) -> None:
+        """SIGKILL the whole server at once, master and workers, as a crashed machine would go
+        (needs `start_new_session=True`, so that they form their own process group)."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=5)
+
 
 def start_gunicorn(
-    settings: Any, port: int, workdir: Path, *, workers: int = 2, threads: int = 4
+    settings: Any,
+    port: int,
+    workdir: Path,
+    *,
+    workers: int = 2,
+    threads: int = 4,
+    extra_env: dict[str, str] | None = None,
+    start_new_session: bool = False,
 ) -> LiveServer:
     """`gunicorn wsgi:app` on 127.0.0.1:port with the settings in its environment; waits for /healthz."""
+    server = spawn_gunicorn(
+        settings,
+        port,
+        workdir,
+        workers=workers,
+        threads=threads,
+        extra_env=extra_env,
+        start_new_session=start_new_session,
+    )
+    wait_until_healthy(server)
+    return server
+
+
+def spawn_gunicorn(
+    settings: Any,
+    port: int,
+    workdir: Path,
+    *,
+    workers: int = 2,
+    threads: int = 4,
+    extra_env: dict[str, str] | None = None,
+    start_new_session: bool = False,
+) -> LiveServer:
+    """Start `gunicorn wsgi:app` on 127.0.0.1:port and return at once (see `wait_until_healthy`).
+
+    `extra_env` adds or overrides IDP_* variables; `start_new_session` puts master and workers in a
+    process group of their own, which `LiveServer.kill` ends at once."""
     config = workdir / "gunicorn.conf.py"
     config.write_text("# empty: every option is on the command line\n")
     log_path = workdir / "gunicorn.log"
     access_log_path = workdir / "access.log"
     env = server_environment(settings)
+    env.update(extra_env or {})
     command = [
         sys.executable,
         "-m",
@@ -119,16 +160,28 @@ def start_gunicorn(
         "wsgi:app",
     ]
     log_file = log_path.open("ab")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=start_new_session,
+    )
     log_file.close()
-    server = LiveServer(f"http://127.0.0.1:{port}", process, log_path, access_log_path, env)
+    return LiveServer(f"http://127.0.0.1:{port}", process, log_path, access_log_path, env)
+
+
+def wait_until_healthy(server: LiveServer) -> None:
+    """Wait (30 s at most) until the server answers /healthz; stop it and raise if it does not."""
+    process = server.process
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{server.log_tail()}")
         try:
             if requests.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                return server
+                return
         except requests.RequestException:
             pass
         time.sleep(0.1)
