@@ -6,8 +6,9 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Row, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -66,6 +67,7 @@ class EntityService:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._sessions = sessions
+        self._reader = sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
         self._persons = persons
         self._register = register
         self._clock = clock
@@ -451,22 +453,22 @@ class EntityService:
 
     def requires_mfa(self, person_id: str) -> bool:
         """True when the person holds an active representative or entity-admin authorisation for an
-        entity that still exists (not deregistered): they must use a second factor."""
+        entity that still exists (not deregistered): they must use a second factor. Asked at every
+        login and authorization, so a Core read in autocommit (no ORM session, no BEGIN/ROLLBACK)."""
         now = self._now()
-        with self._sessions.begin() as session:
-            rows = session.scalars(
-                select(AgentAuthorisationRow)
-                .join(LegalEntityRow, LegalEntityRow.id == AgentAuthorisationRow.entity_id)
+        grants = AgentAuthorisationRow.__table__
+        with self._reader.connect() as conn:
+            rows = conn.execute(
+                select(grants)
+                .join(LegalEntityRow, LegalEntityRow.id == grants.c.entity_id)
                 .where(
-                    AgentAuthorisationRow.person_id == person_id,
-                    AgentAuthorisationRow.revoked_at.is_(None),
-                    AgentAuthorisationRow.role.in_(
-                        [Role.LEGAL_REPRESENTATIVE.value, Role.ENTITY_ADMIN.value]
-                    ),
+                    grants.c.person_id == person_id,
+                    grants.c.revoked_at.is_(None),
+                    grants.c.role.in_([Role.LEGAL_REPRESENTATIVE.value, Role.ENTITY_ADMIN.value]),
                     LegalEntityRow.status != EntityStatus.DEREGISTERED.value,
                 )
             ).all()
-            return any(_to_authorisation(r).is_active(now) for r in rows)
+        return any(_to_authorisation(r).is_active(now) for r in rows)
 
     def authorisations_of_entity(
         self, entity_id: str, *, active_only: bool = False
@@ -667,7 +669,7 @@ def _to_entity(row: LegalEntityRow) -> LegalEntity:
     )
 
 
-def _to_authorisation(row: AgentAuthorisationRow) -> AgentAuthorisation:
+def _to_authorisation(row: AgentAuthorisationRow | Row[Any]) -> AgentAuthorisation:
     return AgentAuthorisation(
         id=row.id,
         entity_id=row.entity_id,

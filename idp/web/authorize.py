@@ -99,7 +99,7 @@ def check_assurance(ctx: WebContext, authz: AuthorizationRequest, session: SsoSe
         ctx.ladder.required(authz.acr_values), client.minimum_acr if client else None
     )
     mfa = ctx.services.mfa
-    factor_missing = mfa.requires_mfa(session.person_id) and not has_second_factor(session.amr)
+    factor_missing = not has_second_factor(session.amr) and mfa.requires_mfa(session.person_id)
     if ctx.ladder.satisfies(session.acr, required) and not factor_missing:
         return None
     person = ctx.services.persons.get(session.person_id)

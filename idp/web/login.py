@@ -69,7 +69,7 @@ def submit() -> Response | str:
         failure = Response(render_login(ctx, tx, error="invalid_credentials", identifier=identifier))
         failure.status_code = 401
         return failure
-    if ctx.services.mfa.is_enabled(person.id):
+    if person.mfa_enabled:  # read with the password check, no second query
         return hold_for_second_factor(ctx, person, tx, "mfa.verify_form")
     if ctx.services.mfa.requires_mfa(person.id):
         return hold_for_second_factor(ctx, person, tx, "mfa.enrol_form")
