@@ -227,6 +227,7 @@ def create_app(settings: Settings | None = None, services: ProviderServices | No
         access_ttl=settings.access_token_ttl,
         id_token_ttl=settings.id_token_ttl,
         refresh_ttl=settings.refresh_token_ttl,
+        access_token_alg=settings.access_token_alg,
     )
     app.extensions["idp"] = WebContext(
         settings=settings,

@@ -21,6 +21,9 @@ class Settings:
     key_dir: str = str(ROOT / "keys")
     code_ttl: int = 60
     access_token_ttl: int = 300
+    # JWT access tokens (RFC 9068) are signed with this: RS256 (every resource server must support it,
+    # §2.1) or ES256, about 15x cheaper to sign (bench/README.md).
+    access_token_alg: str = "RS256"
     id_token_ttl: int = 300
     refresh_token_ttl: int = 30 * 24 * 3600
     refresh_grace_seconds: int = 10
@@ -99,6 +102,8 @@ class Settings:
             raise ValueError("IDP_PERSON_SOURCE must be local or ldap")
         if self.person_source == "ldap" and not (self.ldap_url and self.ldap_base_dn):
             raise ValueError("IDP_PERSON_SOURCE=ldap needs IDP_LDAP_URL and IDP_LDAP_BASE_DN")
+        if self.access_token_alg not in ("RS256", "ES256"):
+            raise ValueError("IDP_ACCESS_TOKEN_ALG must be RS256 or ES256")
         if self.key_rotation_overlap <= self.key_cache_seconds:
             raise ValueError("IDP_KEY_ROTATION_OVERLAP must exceed IDP_KEY_CACHE_SECONDS")
 

@@ -85,10 +85,18 @@ class ProviderServer(AuthorizationServer):
 
 
 def build_server(
-    services: ProviderServices, *, token_endpoint: str, access_ttl: int, id_token_ttl: int, refresh_ttl: int
+    services: ProviderServices,
+    *,
+    token_endpoint: str,
+    access_ttl: int,
+    id_token_ttl: int,
+    refresh_ttl: int,
+    access_token_alg: str = "RS256",  # noqa: S107 - an algorithm name, not a secret
 ) -> ProviderServer:
     server = ProviderServer(services, refresh_ttl=refresh_ttl)
-    token_factory = TokenFactory(issuer=services.issuer, keys=services.keys, access_ttl=access_ttl)
+    token_factory = TokenFactory(
+        issuer=services.issuer, keys=services.keys, access_ttl=access_ttl, alg=access_token_alg
+    )
     server.register_token_generator("default", token_factory)
     server.register_client_auth_method(
         PrivateKeyJwt.CLIENT_AUTH_METHOD,

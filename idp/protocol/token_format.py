@@ -13,7 +13,7 @@ from idp.domain.models import AuthContext
 from idp.protocol.clients import OAuthClient
 from idp.services.signing_keys import SigningKeyService
 
-ACCESS_TOKEN_ALG = "RS256"
+ACCESS_TOKEN_ALG = "RS256"  # the default; IDP_ACCESS_TOKEN_ALG may choose ES256
 
 
 class TokenFactory:
@@ -25,9 +25,11 @@ class TokenFactory:
         issuer: str,
         keys: SigningKeyService,
         access_ttl: int,
+        alg: str = ACCESS_TOKEN_ALG,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._issuer = issuer
+        self._alg = alg
         self._keys = keys
         self._access_ttl = access_ttl
         self._clock = clock
@@ -99,5 +101,5 @@ class TokenFactory:
                 claims["amr"] = list(user.amr)
             if user.entity_claim:
                 claims["entity"] = user.entity_claim
-        key = self._keys.current(ACCESS_TOKEN_ALG)
-        return jwt.encode({"alg": ACCESS_TOKEN_ALG, "typ": "at+jwt", "kid": key.kid}, claims, key.private_key)
+        key = self._keys.current(self._alg)
+        return jwt.encode({"alg": self._alg, "typ": "at+jwt", "kid": key.kid}, claims, key.private_key)

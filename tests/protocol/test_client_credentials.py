@@ -125,6 +125,25 @@ def test_a_client_not_registered_for_the_grant_is_refused(client, services):
     assert response.get_json()["error"] == "unauthorized_client"
 
 
+def test_access_tokens_signed_with_es256_when_configured(settings, services, registered):
+    from idp.app import create_app
+
+    client = create_app(settings.with_overrides(access_token_alg="ES256"), services).test_client()
+    body = request_token(client, scope="catalogue.read").get_json()
+    keys = KeySet.import_key_set(client.get("/jwks.json").get_json())
+    token = jwt.decode(body["access_token"], keys, algorithms=["ES256"])
+    assert token.header["alg"] == "ES256" and token.header["typ"] == "at+jwt"
+    assert token.claims["client_id"] == "batch"
+    assert introspect(client, body["access_token"])["active"] is True
+
+
+def test_an_unknown_access_token_alg_is_a_settings_error():
+    from idp.settings import Settings
+
+    with pytest.raises(ValueError, match="IDP_ACCESS_TOKEN_ALG"):
+        Settings.from_env({"IDP_ACCESS_TOKEN_ALG": "HS256"})
+
+
 def test_jwt_access_token_per_rfc_9068(client, registered):
     before = int(time.time())
     body = request_token(client, scope="catalogue.read").get_json()
