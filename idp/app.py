@@ -91,7 +91,11 @@ def build_services(
         acr_levels=tuple(settings.acr_levels.split()),
         own_origin=settings.issuer,
     )
-    hashing = PasswordHashing(time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib)
+    hashing = PasswordHashing(
+        time_cost=settings.password_time_cost,
+        memory_kib=settings.password_memory_kib,
+        concurrent=settings.password_concurrency,
+    )
     sso = SsoSessionService(ephemeral, settings.session_ttl)
     tokens = TokenService(sessions, grace_seconds=settings.refresh_grace_seconds)
     persons = PersonService(sessions, hashing, encryptor, external_source=build_person_source(settings))

@@ -38,6 +38,7 @@ class Settings:
     default_locale: str = "zh"
     password_time_cost: int = 2
     password_memory_kib: int = 19 * 1024
+    password_concurrency: int = 1  # argon2id hashes a worker process computes at once (memory bound)
     demo_seed: str | None = None
     display_timezone: str = "Asia/Shanghai"
     trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-For/-Proto are believed
@@ -102,6 +103,8 @@ class Settings:
             raise ValueError("IDP_PERSON_SOURCE must be local or ldap")
         if self.person_source == "ldap" and not (self.ldap_url and self.ldap_base_dn):
             raise ValueError("IDP_PERSON_SOURCE=ldap needs IDP_LDAP_URL and IDP_LDAP_BASE_DN")
+        if self.password_concurrency < 1:
+            raise ValueError("IDP_PASSWORD_CONCURRENCY must be at least 1")
         if self.access_token_alg not in ("RS256", "ES256"):
             raise ValueError("IDP_ACCESS_TOKEN_ALG must be RS256 or ES256")
         if self.key_rotation_overlap <= self.key_cache_seconds:

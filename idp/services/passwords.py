@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import threading
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -35,16 +36,26 @@ keep_hash_memory_out_of_the_heap()
 
 
 class PasswordHashing:
-    def __init__(self, *, time_cost: int = 2, memory_kib: int = 19 * 1024, parallelism: int = 1) -> None:
+    """`concurrent`: hashes one process computes at once; the others wait their turn. Each hash holds
+    its whole memory cost (19 MiB) while it runs, so this bounds a worker's memory (RSS per worker,
+    bench/footprint.py); with one worker per core, one at a time loses no throughput."""
+
+    def __init__(
+        self, *, time_cost: int = 2, memory_kib: int = 19 * 1024, parallelism: int = 1, concurrent: int = 1
+    ) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+        self._turns = threading.BoundedSemaphore(max(1, concurrent))
         self._dummy = self._hasher.hash("dummy password for timing equalisation")
 
     def hash(self, password: str) -> str:
-        return self._hasher.hash(password)
+        with self._turns:
+            return self._hasher.hash(password)
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         """True if password matches; an absent hash costs the same time and returns False."""
         try:
-            return self._hasher.verify(password_hash or self._dummy, password) and password_hash is not None
+            with self._turns:
+                matches = self._hasher.verify(password_hash or self._dummy, password)
+            return matches and password_hash is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
