@@ -7,7 +7,7 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flask import Flask
@@ -38,7 +38,6 @@ from idp.services.throttling import LoginThrottle
 from idp.services.tokens import TokenService
 from idp.settings import ROOT, Settings
 from idp.sources.base import RealNameVerifier
-from idp.sources.ldap import LdapSource
 from idp.sources.registers import EnterpriseRegister, PopulationRegister
 from idp.store.db import build_engine, build_sessionmaker
 from idp.store.ephemeral import build_ephemeral_store
@@ -60,6 +59,9 @@ from idp.web import (
 from idp.web.context import WebContext
 from idp.web.i18n import init_i18n
 from idp.web.security import install_security
+
+if TYPE_CHECKING:
+    from idp.sources.ldap import LdapSource
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +184,8 @@ def build_person_source(settings: Settings) -> LdapSource | None:
     if settings.person_source != "ldap":
         return None
     assert settings.ldap_url and settings.ldap_base_dn  # Settings.validate
+    from idp.sources.ldap import LdapSource  # here: ldap3 costs 5 MiB a worker, and most sites use none
+
     options: dict[str, Any] = {}
     if settings.ldap_user_filter:
         options["user_filter"] = settings.ldap_user_filter

@@ -7,12 +7,13 @@ SourceUnavailable: a verification never succeeds because a register could not be
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import requests
-
 from idp.sources.base import EntityRecord, SourceUnavailable
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ class RegisterClient:
         headers = {"Accept": "application/json"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
+        import requests  # here, not at the top: 5 MiB per worker that only verifications use
+
         # A new session per call: thread-safe, and trust_env=False keeps HTTP(S)_PROXY and .netrc out.
         with requests.Session() as session:
             session.trust_env = False
