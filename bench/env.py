@@ -57,6 +57,8 @@ class Settings:
     redirect_uri: str = "http://127.0.0.1:9/callback"
     username: str = "bench-user"
     password: str = "bench-password"
+    # --username-file: every login signs in as one of these, picked at random (all with `password`)
+    usernames: tuple[str, ...] = ()
     login_scope: str = "openid profile"
     identifier_field: str = "identifier"
     password_field: str = "password"

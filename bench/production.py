@@ -4,8 +4,11 @@
    runs `python -m idp migrate` and `python -m idp provision bench/seed.json` (production argon2id);
 2. starts gunicorn (gthread) or granian (WSGI) on `--server-cpu` (taskset) and waits for /healthz;
 3. runs `bench.run` on `--driver-cpu` (taskset) with every workload and `--argon2-hashes`, JSON into
-   bench/results/<server>-<timestamp>.json; optionally profiles some workloads with py-spy;
-4. stops the server and prints the table (and any tracebacks from the server log).
+   bench/results/<server>-<timestamp>.json; then measures the Redis memory of the SSO sessions the run
+   created, reruns the `--half-peak` workloads open loop at half the req/s just measured, and
+   optionally profiles some workloads with py-spy; the workers' RSS is sampled throughout;
+4. stops the server and prints the tables, the three figures (p99 at half of peak, RSS per worker,
+   Redis per SSO session) and any tracebacks from the server log.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench import footprint
 from bench.runner import process_tree, read_cpu, tree_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
 ALL_WORKLOADS = "floor,discovery,jwks,client_credentials,introspection,userinfo,refresh,login"
+HALF_PEAK = "client_credentials,introspection,userinfo,refresh"
 # Workers x threads per server for ONE core, chosen by measurement (see bench/README.md).
 DEFAULTS = {"gunicorn": (1, 8), "granian": (1, 8)}
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -49,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=10.0, help="measured seconds per workload")
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--connections", type=int, default=32)
+    p.add_argument(
+        "--half-peak",
+        default=HALF_PEAK,
+        metavar="W1,W2",
+        help="after the run, rerun each of these workloads open loop (bench.run --rate) at half the req/s "
+        f"the run measured for it, and compare its p99 with {footprint.P99_LIMIT_MS:g} ms ('': skip)",
+    )
+    p.add_argument(
+        "--half-peak-duration", type=float, help="measured seconds per half-peak run (default: --duration)"
+    )
     p.add_argument(
         "--argon2-hashes", type=int, default=20, help="argon2id hashes timed by the driver (0: skip)"
     )
@@ -284,6 +299,27 @@ def wait_quiet(cores: list[int], limit: float, max_wait: float) -> dict[int, flo
         time.sleep(3.0)
 
 
+def redis_used_memory(url: str) -> int | None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return footprint.used_memory(client)
+    except redis.RedisError:
+        return None
+    finally:
+        client.connection_pool.disconnect()
+
+
+def redis_sessions(args: argparse.Namespace, used_before: int | None) -> dict[str, Any]:
+    import redis
+
+    try:
+        return footprint.session_memory(args.redis_url, args.redis_prefix, used_before)
+    except redis.RedisError as exc:
+        return {"prefix": args.redis_prefix, "error": f"{type(exc).__name__}: {exc}"}
+
+
 def fmt_shares(shares: dict[int, float]) -> str:
     return ", ".join(f"core {c} {v:.0%}" for c, v in shares.items())
 
@@ -302,7 +338,12 @@ def driver_command(args: argparse.Namespace, base_url: str, server_pid: int, ext
 
 
 def run_benchmark(
-    args: argparse.Namespace, base_url: str, env: dict[str, str], server_pid: int, json_path: Path
+    args: argparse.Namespace,
+    base_url: str,
+    env: dict[str, str],
+    server_pid: int,
+    json_path: Path,
+    mark: Path | None = None,
 ) -> tuple[int, str]:
     cmd = driver_command(
         args,
@@ -313,11 +354,59 @@ def run_benchmark(
             "--duration", f"{args.duration:g}",
             "--argon2-hashes", str(args.argon2_hashes),
             "--json", str(json_path),
+            *(["--mark-file", str(mark)] if mark is not None else []),
         ],
     )  # fmt: skip
     log("driver: " + " ".join(cmd))
     done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, check=False)
     return done.returncode, done.stdout
+
+
+def half_peak(
+    args: argparse.Namespace,
+    base_url: str,
+    env: dict[str, str],
+    server_pid: int,
+    json_path: Path,
+    sampler: footprint.RssSampler | None = None,
+) -> list[dict[str, Any]]:
+    """Each --half-peak workload, open loop at half the req/s the closed-loop run got (from its JSON)."""
+    wanted = [w.strip() for w in args.half_peak.split(",") if w.strip()]
+    if not wanted:
+        return []
+    closed: dict[str, dict[str, Any]] = {}
+    if json_path.exists():
+        closed = {r["name"]: r for r in json.loads(json_path.read_text(encoding="utf-8"))["results"]}
+    duration = args.half_peak_duration or args.duration
+    out = []
+    with tempfile.TemporaryDirectory(prefix="idp-bench-half-") as tmp:
+        for workload in wanted:
+            row = closed.get(workload)
+            peak = float(row["rps"]) if row is not None and not row.get("setup_error") else 0.0
+            if peak <= 0:
+                out.append(footprint.half_peak_entry(workload, peak, None, "no closed-loop req/s measured"))
+                continue
+            path = Path(tmp) / f"{workload}.json"
+            cmd = driver_command(
+                args,
+                base_url,
+                server_pid,
+                [
+                    "--workloads", workload,
+                    "--rate", f"{peak / 2:.3f}",
+                    "--duration", f"{duration:g}",
+                    "--json", str(path),
+                ],
+            )  # fmt: skip
+            log(f"half of peak: {workload} open loop at {peak / 2:.1f}/s (peak {peak:.1f}/s)")
+            if sampler is not None:
+                sampler.phase = f"half peak {workload}"
+            done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, check=False)
+            rows = json.loads(path.read_text(encoding="utf-8"))["results"] if path.exists() else []
+            note = f"driver exit {done.returncode}:\n{done.stdout[-600:]}"
+            out.append(footprint.half_peak_entry(workload, peak, rows[0] if rows else None, note))
+            time.sleep(1.0)
+    return out
 
 
 def profile(
@@ -416,24 +505,45 @@ def main(argv: list[str] | None = None) -> int:
     share = float("nan")
     core_s = 0.0
     profiles: list[tuple[str, Path, str]] = []
+    halves: list[dict[str, Any]] = []
+    sessions: dict[str, Any] | None = None
+    rss: dict[str, Any] | None = None
+    sampler = footprint.RssSampler(proc.pid)
     try:
         wait_healthy(base_url, proc, log_path)
         time.sleep(1.0)  # let every worker finish importing
         workers = process_tree(proc.pid)[1:]
         log(f"server up: pid {proc.pid}, processes below it {workers}")
+        sampler.start()
         driver_env = dict(os.environ) | accounts(seed)
         cores = [args.server_cpu, args.driver_cpu]
         quiet = wait_quiet(cores, args.quiet_limit, args.quiet_wait)
         log(f"machine before the run: {fmt_shares(quiet)} busy")
+        used_before = redis_used_memory(args.redis_url)
         cpu0, busy0 = tree_cpu(proc.pid) or 0.0, core_busy([args.server_cpu])
         if not args.skip_benchmark:
-            status, table = run_benchmark(args, base_url, driver_env, proc.pid, json_path)
+            mark = args.out / f"{stem}.mark"
+            sampler.phase, sampler.mark_file = "closed loop", mark
+            try:
+                status, table = run_benchmark(args, base_url, driver_env, proc.pid, json_path, mark)
+            finally:
+                sampler.phase, sampler.mark_file = "after the closed loop", None
+                mark.unlink(missing_ok=True)
         cpu1, busy1 = tree_cpu(proc.pid) or 0.0, core_busy([args.server_cpu])
         core_s = (busy1[args.server_cpu][0] - busy0[args.server_cpu][0]) / os.sysconf("SC_CLK_TCK")
         share = (cpu1 - cpu0) / core_s if core_s > 0 else float("nan")
+        if not args.skip_benchmark:
+            # the SSO sessions the run's logins left (then deleted, for the used_memory cross-check)
+            sessions = redis_sessions(args, used_before)
+            log(footprint.redis_line(sessions))
+            halves = half_peak(args, base_url, driver_env, proc.pid, json_path, sampler)
+            if any(h.get("error") or h.get("error_count") or h.get("setup_error") for h in halves):
+                status = status or 1
         if args.profile:
+            sampler.phase = "profiling"
             profiles = profile(args, base_url, driver_env, proc.pid, stem)
     finally:
+        rss = sampler.finish()  # one last sample, before the server stops
         stop(proc)
         shutil.rmtree(key_dir, ignore_errors=True)
     log(f"server stopped (exit {proc.returncode})")
@@ -449,9 +559,15 @@ def main(argv: list[str] | None = None) -> int:
         "core_busy_before": quiet,
         "server_share_of_core_busy": share,
     }
-    if json_path.exists():
-        data = json.loads(json_path.read_text(encoding="utf-8"))
+    figures = {
+        "half_peak": halves,
+        "rss_per_worker": rss,
+        "redis_per_sso_session": sessions,
+    }
+    if json_path.exists() or rss is not None:
+        data = json.loads(json_path.read_text(encoding="utf-8")) if json_path.exists() else {}
         data["server"] = info
+        data |= figures
         json_path.write_text(json.dumps(data, indent=2), encoding="utf-8")
     print(f"\n{version}: {args.workers} worker(s) x {args.threads} threads on core {args.server_cpu}; "
           f"driver on core {args.driver_cpu}; {args.connections} connections; app {args.app_dir}")  # fmt: skip
@@ -461,6 +577,23 @@ def main(argv: list[str] | None = None) -> int:
             f"server processes used {share:.0%} of core {args.server_cpu}'s busy time "
             f"({core_s:.0f} s) during the run; the rest is PostgreSQL, Redis, the kernel or other jobs"
         )
+    if halves:
+        print(
+            "\n"
+            + footprint.half_peak_table(halves, args.connections, args.half_peak_duration or args.duration)
+        )
+    print()
+    if halves:
+        verdicts = ", ".join(
+            f"{h['workload']} {footprint.ms(h.get('p99'))} ms {'yes' if h['p99_within_limit'] else 'NO'}"
+            for h in halves
+        )
+        print(f"p99 at half of peak load <= {footprint.P99_LIMIT_MS:g} ms: {verdicts}")
+    if rss is not None:
+        print(footprint.rss_line(rss))
+    if sessions is not None:
+        print(footprint.redis_line(sessions))
+    if table or rss is not None:
         print(f"JSON: {json_path}")
     for workload, folded, ptable in profiles:
         print(f"\nprofile of {workload}: {folded}\n{ptable}", end="")

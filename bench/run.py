@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-floor", action="store_true", help="do not add the floor workload (e.g. while profiling)"
     )
     p.add_argument(
+        "--rate",
+        type=float,
+        metavar="R",
+        help="open loop: start R operations/s in total over all connections, at fixed intervals; latency "
+        "from each operation's scheduled start (floor is then not added). Default: closed loop",
+    )
+    p.add_argument(
         "--argon2-hashes",
         type=int,
         default=0,
@@ -69,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redirect-uri", default=_env("REDIRECT_URI", d.redirect_uri))
     p.add_argument("--username", default=_env("USERNAME", d.username))
     p.add_argument("--password", default=_env("PASSWORD", d.password))
+    p.add_argument(
+        "--username-file",
+        default=_env("USERNAME_FILE", "") or None,
+        metavar="FILE",
+        help="one login identifier a line (username, mobile or ID number, same --password); each login "
+        "picks one at random instead of --username",
+    )
     p.add_argument("--login-scope", default=_env("LOGIN_SCOPE", d.login_scope))
     p.add_argument("--identifier-field", default=d.identifier_field)
     p.add_argument("--password-field", default=d.password_field)
@@ -108,11 +122,23 @@ def settings_from(args: argparse.Namespace) -> Settings:
         redirect_uri=args.redirect_uri,
         username=args.username,
         password=args.password,
+        usernames=read_usernames(args.username_file),
         login_scope=args.login_scope,
         identifier_field=args.identifier_field,
         password_field=args.password_field,
         introspection_tokens=args.introspection_tokens,
     )
+
+
+def read_usernames(path: str | None) -> tuple[str, ...]:
+    """The identifiers in a --username-file (one a line, blank lines and # comments skipped)."""
+    if not path:
+        return ()
+    with open(path, encoding="utf-8") as fh:
+        names = tuple(line.strip() for line in fh if line.strip() and not line.lstrip().startswith("#"))
+    if not names:
+        raise ValueError(f"--username-file {path} holds no identifiers")
+    return names
 
 
 def config_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -154,9 +180,9 @@ def compare_with_wrk(name: str, env: Env, args: argparse.Namespace) -> dict[str,
 
 
 def set_floor_fractions(results: list[WorkloadResult]) -> None:
-    floor = next((r for r in results if r.name == "floor" and r.rps > 0), None)
-    for r in results:
-        r.fraction_of_floor = r.rps / floor.rps if floor is not None else None
+    floor = next((r for r in results if r.name == "floor" and r.rps > 0 and not r.open_loop), None)
+    for r in results:  # open loop: req/s is the chosen rate, not a capacity, so there is no ratio
+        r.fraction_of_floor = r.rps / floor.rps if floor is not None and not r.open_loop else None
 
 
 def header(env: Env, args: argparse.Namespace) -> str:
@@ -165,6 +191,7 @@ def header(env: Env, args: argparse.Namespace) -> str:
         f"target {env.settings.base_url}  connections {args.connections}  processes {args.processes}  "
         f"warm-up {args.warmup:g}s  duration {args.duration:g}s  driver cores {aff}  "
         f"server core {args.server_cpu if args.server_cpu >= 0 else '-'}"
+        + (f"  open loop at {args.rate:g} op/s" if args.rate else "")
     )
 
 
@@ -174,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {int(c) for c in args.driver_cpus.split(",")})
     try:
         env = Env(settings_from(args))
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # a bad URL; an unreadable or empty --username-file
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.self_test:
@@ -187,7 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not names:
         print(f"error: unknown workloads {unknown}; choose from {', '.join(WORKLOADS)}", file=sys.stderr)
         return 2
-    if "floor" not in names and not args.no_floor:
+    if args.rate is not None and (args.rate <= 0 or args.wrk_compare):
+        print(
+            "error: --rate must be > 0 and cannot go with --wrk-compare (wrk is closed-loop)", file=sys.stderr
+        )
+        return 2
+    if "floor" not in names and not args.no_floor and not args.rate:
         names.insert(0, "floor")
         print("note: adding the floor workload (the baseline for 'x floor')", file=sys.stderr)
     if any(WORKLOADS[n].needs_discovery for n in names):
@@ -216,9 +248,11 @@ def main(argv: list[str] | None = None) -> int:
             server_cpu=server_cpu,
             mark_file=args.mark_file,
             server_pid=args.server_pid,
+            rate=args.rate,
         )
+        late = f", {r.late} late, {r.missed} missed" if r.open_loop else ""
         print(
-            f" {r.rps:.1f}/s, {r.error_count} errors" if not r.setup_error else " setup failed",
+            f" {r.rps:.1f}/s, {r.error_count} errors{late}" if not r.setup_error else " setup failed",
             file=sys.stderr,
         )
         if args.wrk_compare and name in WRK_WORKLOADS and not r.setup_error:

@@ -20,6 +20,9 @@ from bench.env import EXPECTED_ERRORS, BenchError, Env
 from bench.workloads import WORKLOADS, Op
 
 ERROR_PAUSE = 0.01  # seconds a worker waits after a failed operation, so a dead server is not spun on
+# Open loop: an operation scheduled inside the window that has not started this long after the window
+# ended is counted as missed (not run), so an overloaded server cannot stretch the run without bound.
+OPEN_LOOP_DRAIN = 5.0
 
 
 def read_cpu(cpu: int) -> tuple[int, int] | None:
@@ -104,6 +107,14 @@ class ProcResult:
     server_proc: float | None = None
     connects: int = 0
     setup_error: str | None = None
+    # open loop only (see _run_proc): operations scheduled inside the window, those of them that started
+    # after their scheduled time (every connection was busy), those never started (OPEN_LOOP_DRAIN),
+    # how long after its scheduled time each one started (s), and successes completed inside the window
+    scheduled: int = 0
+    late: int = 0
+    missed: int = 0
+    start_lags: array[float] = field(default_factory=lambda: array("d"))
+    window_ok: int = 0
 
 
 def percentile(sorted_values: list[float] | array[float], p: float) -> float:
@@ -138,6 +149,19 @@ class WorkloadResult:
     setup_error: str | None = None
     fraction_of_floor: float | None = None
     wrk: dict[str, Any] | None = None
+    # open loop only (None in a closed-loop run): the target rate (operations/s over all connections),
+    # operations scheduled inside the window, how many of them started late / were never started, and
+    # the p99 and max delay between an operation's scheduled and actual start (ms)
+    rate: float | None = None
+    scheduled: int | None = None
+    late: int | None = None
+    missed: int | None = None
+    start_lag_p99: float | None = None
+    start_lag_max: float | None = None
+
+    @property
+    def open_loop(self) -> bool:
+        return self.rate is not None
 
     @property
     def error_count(self) -> int:
@@ -158,6 +182,7 @@ async def _run_proc(
     server_cpu: int | None,
     mark_file: str | None = None,
     server_pid: int | None = None,
+    rate: float | None = None,
 ) -> ProcResult:
     result = ProcResult()
     workload = WORKLOADS[name]()
@@ -215,6 +240,43 @@ async def _run_proc(
             if m0 <= t1 <= m1:
                 lat.append(t1 - t0)
 
+    async def open_worker(op: Op, plan: _Schedule) -> None:
+        """Open loop: take the next scheduled operation, wait for its time, run it; latency from then."""
+        run = op.run
+        while True:
+            now = clock()
+            k = plan.take(now)
+            if k is None:
+                return
+            t = plan.due(k)
+            measured = plan.first <= k < plan.end
+            if now > t:
+                # No connection was free at t (each one holds the next scheduled operation while it
+                # waits), or the driver itself was behind: the operation starts late.
+                result.late += measured
+            else:
+                await asyncio.sleep(t - now)
+            if measured:
+                result.start_lags.append(clock() - t)
+            try:
+                await run()
+            except EXPECTED_ERRORS as exc:
+                if measured:
+                    key, detail = describe(exc)
+                    errors[key] += 1
+                    samples.setdefault(key, detail)
+                try:
+                    await op.recover()
+                except EXPECTED_ERRORS as rexc:
+                    key, detail = describe(rexc)
+                    samples.setdefault("recover: " + key, detail)
+                continue
+            t1 = clock()
+            if measured:
+                lat.append(t1 - t)
+            if m0 <= t1 <= m1:
+                result.window_ok += 1
+
     async def sampler() -> None:
         await asyncio.sleep(max(0.0, m0 - clock()))
         w0, c0 = clock(), time.process_time()
@@ -231,12 +293,57 @@ async def _run_proc(
         if p0 is not None and p1 is not None:
             result.server_proc = (p1 - p0) / max(w1 - w0, 1e-9)
 
-    await asyncio.gather(sampler(), *(worker(op) for op in ops))
+    if rate:
+        plan = _Schedule(start, 1.0 / rate, m0, m1, m1 + OPEN_LOOP_DRAIN)
+        await asyncio.gather(sampler(), *(open_worker(op, plan) for op in ops))
+        result.scheduled = plan.in_window
+        result.missed = plan.missed
+    else:
+        await asyncio.gather(sampler(), *(worker(op) for op in ops))
+        result.window_ok = len(lat)
     result.ok = len(lat)
     result.connects = sum(c.connects for c in conns)
     for conn in conns:
         conn.close()
     return result
+
+
+class _Schedule:
+    """Open-loop schedule: operation k is due at start + k * interval, handed out in order of k.
+
+    Every worker holds one operation at a time: the one it is running, or the next due one it is
+    waiting for. So an operation is taken after its time only when every connection was busy then;
+    it starts late and its latency, counted from its scheduled time, includes that wait (no
+    coordinated omission). Operations due inside [m0, m1) are measured; those not started by
+    `deadline` are counted as missed and never run."""
+
+    def __init__(self, start: float, interval: float, m0: float, m1: float, deadline: float) -> None:
+        self.start = start
+        self.interval = interval
+        self.first = max(0, math.ceil((m0 - start) / interval))  # first operation due inside the window
+        self.end = max(0, math.ceil((m1 - start) / interval))  # first one due at or after its end
+        self.deadline = deadline
+        self.next = 0
+        self.missed = 0
+
+    @property
+    def in_window(self) -> int:
+        return self.end - self.first
+
+    def due(self, k: int) -> float:
+        return self.start + k * self.interval
+
+    def take(self, now: float) -> int | None:
+        """The next operation's number, or None when there is none left to start."""
+        k = self.next
+        if k >= self.end:
+            return None
+        if now > self.deadline:
+            self.missed += self.end - max(k, self.first)
+            self.next = self.end
+            return None
+        self.next = k + 1
+        return k
 
 
 def _child(
@@ -250,12 +357,15 @@ def _child(
     server_cpu: int | None,
     mark_file: str | None = None,
     server_pid: int | None = None,
+    rate: float | None = None,
 ) -> None:
     crashed = ProcResult(setup_error="driver process crashed (see its traceback above)")
     res = crashed
     try:
         res = asyncio.run(
-            _run_proc(name, env, connections, warmup, duration, barrier, server_cpu, mark_file, server_pid)
+            _run_proc(
+                name, env, connections, warmup, duration, barrier, server_cpu, mark_file, server_pid, rate
+            )
         )
     finally:
         if res is crashed:
@@ -264,7 +374,9 @@ def _child(
         pipe.close()
 
 
-def _aggregate(name: str, connections: int, parts: list[ProcResult], duration: float) -> WorkloadResult:
+def _aggregate(
+    name: str, connections: int, parts: list[ProcResult], duration: float, rate: float | None = None
+) -> WorkloadResult:
     setup_errors = [p.setup_error for p in parts if p.setup_error]
     errors: Counter[str] = Counter()
     samples: dict[str, str] = {}
@@ -276,6 +388,18 @@ def _aggregate(name: str, connections: int, parts: list[ProcResult], duration: f
     ok = len(lat)
     servers = [p.server_busy for p in parts if p.server_busy is not None]
     procs = [p.server_proc for p in parts if p.server_proc is not None]
+    done = sum(p.window_ok for p in parts)  # successes completed inside the window (= ok when closed)
+    lags = sorted(x * 1000.0 for p in parts for x in p.start_lags)
+    opened: dict[str, Any] = {}
+    if rate:
+        opened = {
+            "rate": rate,
+            "scheduled": sum(p.scheduled for p in parts),
+            "late": sum(p.late for p in parts),
+            "missed": sum(p.missed for p in parts),
+            "start_lag_p99": percentile(lags, 99) if lags else None,
+            "start_lag_max": lags[-1] if lags else None,
+        }
     return WorkloadResult(
         name=name,
         connections=connections,
@@ -284,7 +408,7 @@ def _aggregate(name: str, connections: int, parts: list[ProcResult], duration: f
         ok=ok,
         errors=dict(errors.most_common()),
         samples=samples,
-        rps=ok / duration if duration > 0 and not setup_errors else 0.0,
+        rps=done / duration if duration > 0 and not setup_errors else 0.0,
         p50=percentile(lat, 50),
         p95=percentile(lat, 95),
         p99=percentile(lat, 99),
@@ -295,6 +419,7 @@ def _aggregate(name: str, connections: int, parts: list[ProcResult], duration: f
         server_proc_cpu=procs[0] if procs else None,
         connects=sum(p.connects for p in parts),
         setup_error=setup_errors[0] if setup_errors else None,
+        **opened,
     )
 
 
@@ -309,17 +434,20 @@ def run_workload(
     server_cpu: int | None = 0,
     mark_file: str | None = None,
     server_pid: int | None = None,
+    rate: float | None = None,
 ) -> WorkloadResult:
     """Run one workload to completion and aggregate what every driver process measured.
 
     `mark_file`: written (JSON, epoch seconds) when the measurement window's start is known.
-    `server_pid`: the CPU of this process and its descendants is measured over the window."""
+    `server_pid`: the CPU of this process and its descendants is measured over the window.
+    `rate`: open loop at this many operations/s over all connections (split over the processes in
+    proportion to their connections); None: closed loop."""
     processes = max(1, min(processes, connections))
     if processes == 1:
         part = asyncio.run(
-            _run_proc(name, env, connections, warmup, duration, None, server_cpu, mark_file, server_pid)
+            _run_proc(name, env, connections, warmup, duration, None, server_cpu, mark_file, server_pid, rate)
         )
-        return _aggregate(name, connections, [part], duration)
+        return _aggregate(name, connections, [part], duration, rate)
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(processes)
     pipes: list[multiprocessing.connection.Connection] = []
@@ -340,6 +468,7 @@ def run_workload(
                 server_cpu if i == 0 else None,
                 mark_file if i == 0 else None,
                 server_pid if i == 0 else None,
+                rate * share / connections if rate else None,
             ),
         )
         proc.start()
@@ -354,4 +483,4 @@ def run_workload(
             parts.append(ProcResult(setup_error="driver process died without a result"))
     for proc in procs:
         proc.join()
-    return _aggregate(name, connections, parts, duration)
+    return _aggregate(name, connections, parts, duration, rate)

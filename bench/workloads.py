@@ -104,7 +104,8 @@ async def login(env: Env, conn: Connection) -> dict[str, Any]:
             password_forms += 1
             if password_forms > 1:
                 raise fail(step, resp, "password form shown again (wrong credentials?)")
-            fields += [(s.identifier_field, s.username), (s.password_field, s.password)]
+            username = secrets.choice(s.usernames) if s.usernames else s.username
+            fields += [(s.identifier_field, username), (s.password_field, s.password)]
         elif form.has_button("decision", "allow"):
             fields.append(("decision", "allow"))
         url = urljoin(url, form.action)
