@@ -1,5 +1,5 @@
-"""Operator CLI (composition root): migrate, provision, create-client, create-person, rotate-keys,
-deliver-logouts, verify-audit, export-audit, serve. Run as `python -m idp <command>`."""
+"""Operator CLI (composition root): migrate, provision, create-client, create-person, seed-bulk,
+rotate-keys, deliver-logouts, verify-audit, export-audit, serve. Run as `python -m idp <command>`."""
 
 from __future__ import annotations
 
@@ -20,12 +20,21 @@ from idp.domain.errors import DomainError
 from idp.domain.identifiers import parse_uscc
 from idp.domain.models import Person
 from idp.services.admin import AdminInputError
+from idp.services.bulk_seed import (
+    DEFAULT_BATCH,
+    DEFAULT_SEED,
+    BulkSeeder,
+    BulkSeedError,
+    SeedProgress,
+    check_request,
+)
 from idp.services.clients import ClientMetadataError
 from idp.services.entities import GRANTED_BY_REGISTER, MAX_NAME_LENGTH, EntityError
 from idp.services.persons import PersonError, validate_person_data
 from idp.services.provider import ProviderServices
 from idp.services.registration import RegistrationError
 from idp.settings import Settings
+from idp.store.db import build_engine
 from idp.store.migrate import upgrade_database
 
 
@@ -395,6 +404,82 @@ def create_person(settings: Settings, **options: Any) -> None:
         click.echo(line)
 
 
+@cli.command("seed-bulk")
+@click.option(
+    "--persons", type=int, required=True, help="Seeded persons wanted in total (existing ones are kept)."
+)
+@click.option(
+    "--entities", type=int, default=0, show_default=True, help="Seeded legal entities wanted in total."
+)
+@click.option(
+    "--password",
+    help="The password of every seeded person (hashed once; synthetic load data only). Prompted if absent.",
+)
+@click.option("--batch", type=int, default=DEFAULT_BATCH, show_default=True, help="Rows per transaction.")
+@click.option(
+    "--seed",
+    "rng_seed",
+    type=int,
+    default=DEFAULT_SEED,
+    show_default=True,
+    help="What the data derives from.",
+)
+@click.pass_obj
+def seed_bulk(
+    settings: Settings, persons: int, entities: int, password: str | None, batch: int, rng_seed: int
+) -> None:
+    """Seed synthetic, valid persons and legal entities for load tests (COPY on PostgreSQL).
+
+    Persons `seed-00000000`... share one password hash; entity j is represented by person j. Counts are
+    totals: rows seeded before are found and kept, so the command can be re-run or extended. See
+    idp/services/bulk_seed.py."""
+    try:
+        check_request(persons, entities, batch, rng_seed)
+    except BulkSeedError as exc:
+        raise click.ClickException(str(exc)) from None
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    services = _services(settings)
+    engine = build_engine(settings.database_url)
+    last = [0.0]
+
+    def report(p: SeedProgress) -> None:
+        now = time.monotonic()
+        if p.done == p.total or now - last[0] >= 2.0:
+            last[0] = now
+            click.echo(
+                f"{p.kind}: {p.done:,}/{p.total:,} ({p.done / p.total:.0%}), {p.rows_per_second:,.0f} rows/s"
+            )
+
+    try:
+        result = BulkSeeder(engine, services.persons).seed(
+            persons=persons, entities=entities, password=password, seed=rng_seed, batch=batch, progress=report
+        )
+    except BulkSeedError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+    for kind, before, added, seconds in (
+        ("persons", result.persons_before, result.persons_added, result.person_seconds),
+        ("entities", result.entities_before, result.entities_added, result.entity_seconds),
+    ):
+        rate = f", {added / seconds:,.0f} rows/s" if added and seconds > 0 else ""
+        click.echo(
+            f"{kind}: {before:,} seeded before, {added:,} added in {seconds:.1f} s ({result.method}{rate})"
+        )
+    if result.persons_added or result.entities_added:
+        services.audit.record(
+            "seed.bulk_loaded",
+            actor="cli",
+            details={
+                "persons_added": result.persons_added,
+                "entities_added": result.entities_added,
+                "seed": rng_seed,
+            },
+        )
+        services.audit.flush()
+
+
 @cli.command("rotate-keys")
 @click.option("--alg", type=click.Choice(["RS256", "ES256"]), default=None, help="Only this algorithm.")
 @click.pass_obj
@@ -427,6 +512,25 @@ def deliver_logouts(settings: Settings, loop: bool, interval: float) -> None:
         if not loop:
             return
         time.sleep(interval)
+
+
+@cli.command("purge-expired")
+@click.option(
+    "--older-than",
+    default=86400,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Keep tokens that expired less than this many seconds ago.",
+)
+@click.option("--batch", default=10_000, show_default=True, type=click.IntRange(min=1, max=1_000_000))
+@click.pass_obj
+def purge_expired(settings: Settings, older_than: int, batch: int) -> None:
+    """Delete expired tokens, and expired entries of the database ephemeral store (Redis expires its
+    own); run it from cron, e.g. hourly. Deletes in batches, one short transaction each."""
+    services = _services(settings)
+    tokens = services.tokens.purge_expired(older_than=older_than, batch=batch)
+    ephemeral = services.ephemeral.purge_expired()
+    click.echo(f"tokens={tokens} ephemeral={ephemeral}")
 
 
 @cli.command()

@@ -8,9 +8,10 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Row, Table, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +25,8 @@ from idp.sources.local import LocalAccountSource
 from idp.store.db import LIKE_ESCAPE, contains_pattern
 from idp.store.key_encryption import KeyEncryptor
 from idp.store.models import PersonRow
+
+PERSONS: Table = PersonRow.__table__  # type: ignore[assignment]
 
 MAX_PAGE = 200
 
@@ -42,6 +45,19 @@ class IdNumberInUse(PersonError):
     """Real-name verification: another person already holds this identity number."""
 
 
+@dataclass(frozen=True)
+class SealedIdNumber:
+    """An identity number in its stored form: AES-GCM ciphertext bound to the person's id, the HMAC
+    blind index that lookups use, and the masked form shown on screens."""
+
+    encrypted: bytes
+    index: str
+    masked: str
+
+    def __repr__(self) -> str:  # the ciphertext and index say nothing, but keep log lines short
+        return f"SealedIdNumber({self.masked!r})"
+
+
 class PersonService:
     def __init__(
         self,
@@ -52,6 +68,7 @@ class PersonService:
         external_source: PersonSource | None = None,
     ) -> None:
         self._sessions = sessions
+        self._reader = sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
         self._external = external_source
         self._hashing = hashing
         self._encryptor = encryptor
@@ -94,9 +111,9 @@ class PersonService:
                     if found.id_number and row.id_number_index is None:
                         number = _valid_id_number(found.id_number)
                         if number is not None:
-                            row.id_number_enc = self._encryptor.encrypt(number.encode(), aad=row.id.encode())
-                            row.id_number_index = self._blind_index(number)
-                            row.id_number_masked = mask_resident_id(number)
+                            sealed = self.seal_id_number(row.id, number)
+                            row.id_number_enc, row.id_number_index = sealed.encrypted, sealed.index
+                            row.id_number_masked = sealed.masked
                             row.verified_at, row.verified_by = now, found.source
                     session.flush()
                     return None if row.disabled else _to_person(row)
@@ -105,9 +122,11 @@ class PersonService:
         return None
 
     def get(self, person_id: str) -> Person | None:
-        with self._sessions() as session:
-            row = session.get(PersonRow, person_id)
-            return _to_person(row) if row is not None else None
+        # Core in autocommit, not an ORM session: userinfo and every token issuance read a person,
+        # and the session's BEGIN/ROLLBACK round trips and identity map cost more than the SELECT.
+        with self._reader.connect() as conn:
+            row = conn.execute(select(PERSONS).where(PERSONS.c.id == person_id)).first()
+        return _to_person(row) if row is not None else None
 
     def search(self, query: str, offset: int = 0, limit: int = 50) -> list[Person]:
         """Persons matching `query` for an admin: a resident ID number (exact, through the blind
@@ -163,9 +182,9 @@ class PersonService:
             if data.get("password"):
                 row.password_hash = self._hashing.hash(data["password"])
             if document is not None:
-                row.id_number_enc = self._encryptor.encrypt(document.number.encode(), aad=row.id.encode())
-                row.id_number_index = self._blind_index(document.number)
-                row.id_number_masked = document.masked
+                sealed = self.seal_id_number(row.id, document.number, masked=document.masked)
+                row.id_number_enc, row.id_number_index = sealed.encrypted, sealed.index
+                row.id_number_masked = sealed.masked
                 row.document_type = document.document_type
                 row.verified_at, row.verified_by = now, "operator"
             for name in ("name", "email", "phone_number"):
@@ -286,9 +305,9 @@ class PersonService:
                 row = session.get(PersonRow, person_id)
                 if row is None:
                     raise PersonError("no such person")
-                row.id_number_enc = self._encryptor.encrypt(number.encode(), aad=row.id.encode())
-                row.id_number_index = index
-                row.id_number_masked = mask_resident_id(number)
+                sealed = self.seal_id_number(person_id, number)
+                row.id_number_enc, row.id_number_index = sealed.encrypted, sealed.index
+                row.id_number_masked = sealed.masked
                 row.document_type = "resident_id"
                 row.name = name
                 row.verified_at, row.verified_by = now, verified_by
@@ -297,6 +316,19 @@ class PersonService:
                 return _to_person(row)
         except IntegrityError:  # a concurrent verification of the same number won
             raise IdNumberInUse("another person holds this identity number") from None
+
+    def seal_id_number(self, person_id: str, number: str, *, masked: str | None = None) -> SealedIdNumber:
+        """The stored form of a person's (normalised, valid) identity number: what every write of
+        `id_number_enc`/`id_number_index`/`id_number_masked` uses, bulk seeding included."""
+        return SealedIdNumber(
+            encrypted=self._encryptor.encrypt(number.encode(), aad=person_id.encode()),
+            index=self._blind_index(number),
+            masked=masked if masked is not None else mask_resident_id(number),
+        )
+
+    def hash_password(self, password: str) -> str:
+        """The argon2id hash of a password with this service's parameters (the one login verifies)."""
+        return self._hashing.hash(password)
 
     def _blind_index(self, id_number: str) -> str:
         return hmac.new(self._index_key, id_number.encode(), hashlib.sha256).hexdigest()
@@ -344,7 +376,7 @@ def _valid_id_number(text: str) -> str | None:
         return None
 
 
-def _to_person(row: PersonRow) -> Person:
+def _to_person(row: PersonRow | Row[Any]) -> Person:
     return Person(
         id=row.id,
         username=row.username,

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.store.db import Base
@@ -43,6 +54,11 @@ class PersonRow(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+# Self-registration (is the address taken?) and password reset find a person by email address, case-
+# insensitively: `lower(email) = ?`. Without this expression index that is a scan of every person.
+Index("ix_persons_email_lower", func.lower(PersonRow.email))
 
 
 class RecoveryCodeRow(Base):
@@ -158,6 +174,9 @@ class TokenRow(Base):
         Index("ix_tokens_grant_id", "grant_id"),
         Index("ix_tokens_sid", "sid"),
         Index("ix_tokens_person_client", "person_id", "client_id"),
+        Index("ix_tokens_client_id", "client_id"),  # revoke_client: a disabled or deleted platform
+        Index("ix_tokens_audience", "audience"),  # ... and the tokens exchanged for use at it
+        Index("ix_tokens_expires_at", "expires_at"),  # purge_expired
     )
 
     id: Mapped[int] = mapped_column(

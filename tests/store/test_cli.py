@@ -49,6 +49,39 @@ def test_deliver_logouts_reports_counts(run):
     assert result.exit_code == 0 and "delivered=0 failed=0" in result.output
 
 
+def test_purge_expired_deletes_only_long_expired_tokens(run, services):
+    import time
+
+    from idp.domain.models import AuthContext
+
+    now = int(time.time())
+    for name, expires_at in (("old", now - 7200), ("recent", now - 60), ("live", now + 300)):
+        services.tokens.save(
+            client_id="portal",
+            scope="openid",
+            context=AuthContext(person_id=None, grant_id=f"grant-{name}"),
+            access_token=f"access-{name}",
+            access_expires_at=expires_at,
+            refresh_token=f"refresh-{name}",
+            refresh_expires_at=expires_at,
+        )
+    services.ephemeral.add("purge-probe", "1", 1)
+    time.sleep(1.1)
+    result = run("purge-expired", "--older-than", "3600", "--batch", "1")
+    assert result.exit_code == 0
+    assert result.output.startswith("tokens=2 ")  # the access and refresh rows of "old", one per batch
+    assert services.tokens.find("access-old") is None and services.tokens.find("refresh-old") is None
+    assert services.tokens.find("access-recent") is not None
+    assert services.tokens.find("refresh-live") is not None
+    assert services.ephemeral.get("purge-probe") is None
+    assert run("purge-expired").output.startswith("tokens=0 ")
+
+
+def test_purge_expired_refuses_a_negative_age(run):
+    result = run("purge-expired", "--older-than", "-5")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
 def test_migrate_is_idempotent(run):
     assert run("migrate").exit_code == 0
     assert "up to date" in run("migrate").output
