@@ -40,6 +40,7 @@ from idp.services.signing_keys import KeyRetirementError, SigningKeyService
 from idp.services.sso_sessions import SsoSessionService
 from idp.services.throttling import LoginThrottle
 from idp.services.tokens import TokenService
+from idp.store.db import autocommit_reader
 from idp.store.models import AdminRoleRow
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ class AdminService:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._sessions = sessions
-        self._reader = sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
+        self._reader = autocommit_reader(sessions)
         self._clients = clients
         self._persons = persons
         self._sso = sso

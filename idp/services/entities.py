@@ -31,6 +31,7 @@ from idp.domain.identifiers import parse_resident_id, parse_uscc
 from idp.domain.models import Person
 from idp.services.persons import PersonService
 from idp.sources.base import EntityRecord, EntityRegister, SourceUnavailable
+from idp.store.db import autocommit_reader
 from idp.store.models import AgentAuthorisationRow, LegalEntityRow
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class EntityService:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._sessions = sessions
-        self._reader = sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
+        self._reader = autocommit_reader(sessions)
         self._persons = persons
         self._register = register
         self._clock = clock

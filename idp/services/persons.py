@@ -22,7 +22,7 @@ from idp.domain.models import Person
 from idp.services.passwords import PasswordHashing
 from idp.sources.base import PersonSource, SourcePerson
 from idp.sources.local import LocalAccountSource
-from idp.store.db import LIKE_ESCAPE, contains_pattern
+from idp.store.db import LIKE_ESCAPE, autocommit_reader, contains_pattern
 from idp.store.key_encryption import KeyEncryptor
 from idp.store.models import PersonRow
 
@@ -68,7 +68,7 @@ class PersonService:
         external_source: PersonSource | None = None,
     ) -> None:
         self._sessions = sessions
-        self._reader = sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
+        self._reader = autocommit_reader(sessions)
         self._external = external_source
         self._hashing = hashing
         self._encryptor = encryptor

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, Row, Table, and_, delete, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from idp.domain.models import AuthContext, TokenRecord
+from idp.store.db import autocommit_reader
 from idp.store.models import TokenRow
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class TokenService:
         self._clock = clock
         # Single-statement reads need no transaction: autocommit spares the BEGIN and ROLLBACK round
         # trips on every token lookup (introspection, userinfo, refresh).
-        self._reader = self.engine().execution_options(isolation_level="AUTOCOMMIT")
+        self._reader = autocommit_reader(sessions)
 
     def engine(self) -> Engine:
         bind = self._sessions.kw["bind"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import Engine, MetaData, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -46,3 +46,9 @@ def contains_pattern(text: str) -> str:
     """A LIKE pattern matching `text` anywhere, with its own wildcards escaped (use LIKE_ESCAPE)."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def autocommit_reader(sessions: sessionmaker[Session]) -> Engine:
+    """The sessions' engine in autocommit, for single-statement reads on hot paths: no BEGIN and
+    ROLLBACK round trips around a SELECT."""
+    return sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")  # type: ignore[no-any-return]
