@@ -60,7 +60,7 @@ def continue_authorization(ctx: WebContext, tx: Transaction) -> Response:
         if needs_login(ctx, tx, session):
             return ask_person(tx, "login.form", "login_required")
         assert session is not None
-        second_factor_page = check_assurance(ctx, authz, session)
+        second_factor_page = check_assurance(ctx, authz, session, logged_in_here=session.sid == tx.login_sid)
         if second_factor_page:
             return ask_person(tx, second_factor_page, "interaction_required")
         if needs_account_choice(tx, session):
@@ -89,17 +89,24 @@ def needs_login(ctx: WebContext, tx: Transaction, session: SsoSession | None) ->
     return max_age is not None and time.time() - session.auth_time > max_age
 
 
-def check_assurance(ctx: WebContext, authz: AuthorizationRequest, session: SsoSession) -> str | None:
+def check_assurance(
+    ctx: WebContext, authz: AuthorizationRequest, session: SsoSession, *, logged_in_here: bool = False
+) -> str | None:
     """Never issue a weaker login than asked for (acr_values), nor one without the second factor a
     person must use. A second factor steps the session up (its page is returned), never a new
-    password; a level that not even a second factor reaches is an error."""
+    password; a level that not even a second factor reaches is an error. `logged_in_here`: the
+    session comes from a login inside this transaction, moments ago, and that login already applied
+    the second-factor rule (`login.submit` holds a password login that needs one), so it is not
+    asked again (two queries per login)."""
     client = ctx.services.clients.get(authz.client_id)
     # acr_values are the platform's wish for this login; minimum_acr is its registered floor.
     required = ctx.ladder.strongest(
         ctx.ladder.required(authz.acr_values), client.minimum_acr if client else None
     )
     mfa = ctx.services.mfa
-    factor_missing = not has_second_factor(session.amr) and mfa.requires_mfa(session.person_id)
+    factor_missing = (
+        not logged_in_here and not has_second_factor(session.amr) and mfa.requires_mfa(session.person_id)
+    )
     if ctx.ladder.satisfies(session.acr, required) and not factor_missing:
         return None
     person = ctx.services.persons.get(session.person_id)

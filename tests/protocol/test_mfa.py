@@ -332,3 +332,36 @@ def test_acr_names_are_configurable(settings, services):
         tokens["id_token"], KeySet.import_key_set(client.get("/jwks.json").get_json())
     ).claims
     assert claims["acr"] == "gov:substantial"
+
+
+def test_the_second_factor_rule_is_asked_once_per_login_and_again_at_every_sso_authorization(
+    settings, services
+):
+    """A login applies the rule (a password login that needs a factor is held for it); the same
+    transaction's resume trusts that answer instead of asking again, but an authorization from an
+    existing SSO session asks every time (an authorisation granted since then counts at once)."""
+    from idp.app import create_app
+
+    services.clients.register(PORTAL)
+    services.persons.upsert(PERSON)
+    asked: list[str] = []
+    engine = build_engine(settings.database_url)
+    encryptor = KeyEncryptor(load_or_create_kek(settings.key_encryption_key, Path(settings.key_dir)))
+    mfa = MfaService(
+        build_sessionmaker(engine),
+        encryptor,
+        services.ephemeral,
+        issuer_name="idp.test",
+        required_for=lambda pid: asked.append(pid) is not None,  # records the question, answers no
+    )
+    app = create_app(settings, dataclasses.replace(services, mfa=mfa))
+    app.config["TESTING"] = True
+    client = app.test_client()
+    try:
+        auth, response = start(client)
+        location = follow(client, password_login(client, response), CALLBACK, username="-", password="-")
+        assert "code" in query_of(location) and len(asked) == 1
+        auth, response = start(client)  # SSO: no login in this transaction
+        assert "code" in query_of(response.headers["Location"]) and len(asked) == 2
+    finally:
+        engine.dispose()
