@@ -40,9 +40,9 @@ class TokenService:
         self._sessions = sessions
         self._grace = grace_seconds
         self._clock = clock
-        # Single-statement reads need no transaction: autocommit spares the BEGIN and ROLLBACK round
-        # trips on every token lookup (introspection, userinfo, refresh).
-        self._reader = autocommit_reader(sessions)
+        # Single statements need no transaction: autocommit spares the BEGIN and ROLLBACK (or COMMIT)
+        # round trips on every token lookup (introspection, userinfo, refresh) and every new token.
+        self._autocommit = autocommit_reader(sessions)
 
     def engine(self) -> Engine:
         bind = self._sessions.kw["bind"]
@@ -106,18 +106,23 @@ class TokenService:
             )
         # A Core INSERT, not the ORM unit of work: on the token endpoint's hot path the session's
         # bookkeeping cost more than the statement (profile: ~30% of a client-credentials request).
+        if rotates is None:
+            # One multi-row INSERT is atomic on its own: in autocommit it is one round trip instead
+            # of BEGIN, INSERT, COMMIT.
+            with self._autocommit.connect() as conn:
+                conn.execute(TOKENS.insert().values(rows))
+            return
         with self.engine().begin() as conn:
-            claimed = rotates is None or self._claim(conn, digest_token(rotates), client_id, now) is not None
+            claimed = self._claim(conn, digest_token(rotates), client_id, now) is not None
             if claimed:
                 conn.execute(TOKENS.insert(), rows)
         if not claimed:
-            assert rotates is not None
             self._reject(digest_token(rotates), client_id, now)  # raises: nothing was written
 
     def find(self, token: str) -> TokenRecord | None:
         if not token or len(token) > 8192:
             return None
-        with self._reader.connect() as conn:  # Core: a plain row, no ORM identity map
+        with self._autocommit.connect() as conn:  # Core: a plain row, no ORM identity map
             row = conn.execute(select(TOKENS).where(TOKENS.c.digest == digest_token(token))).first()
             return _to_record(row) if row is not None else None
 
@@ -141,7 +146,7 @@ class TokenService:
         """Why a refresh token could not be claimed. A token already rotated within the grace window
         is refused without harm (a legitimate concurrent retry); after it, the whole family is
         revoked (replay, RFC 9700 §4.14.2)."""
-        with self._reader.connect() as conn:
+        with self._autocommit.connect() as conn:
             row = conn.execute(select(TOKENS).where(TOKENS.c.digest == digest)).first()
         if row is None or row.kind != "refresh" or row.client_id != client_id:
             raise RefreshRejected(family_revoked=False)
