@@ -23,7 +23,7 @@ from idp.protocol.grants import (
 from idp.protocol.oidc import IdTokenIssuer
 from idp.protocol.pkce import RequireS256
 from idp.protocol.token_exchange import TokenExchangeGrant
-from idp.protocol.token_format import TokenFactory
+from idp.protocol.token_format import TokenFactory, jwt_expiry
 from idp.services.provider import ProviderServices
 from idp.services.token_exchange import TokenExchangeService
 from idp.services.tokens import RefreshRejected
@@ -56,7 +56,7 @@ class ProviderServer(AuthorizationServer):
                 scope=token.get("scope", ""),
                 context=context,
                 access_token=token["access_token"],
-                access_expires_at=now + int(token["expires_in"]),
+                access_expires_at=jwt_expiry(token["access_token"]) or now + int(token["expires_in"]),
                 refresh_token=refresh,
                 refresh_expires_at=now + self._refresh_ttl if refresh else None,
                 audience=audience,

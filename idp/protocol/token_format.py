@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import time
 from collections.abc import Callable
@@ -103,3 +105,18 @@ class TokenFactory:
                 claims["entity"] = user.entity_claim
         key = self._keys.current(self._alg)
         return jwt.encode({"alg": self._alg, "typ": "at+jwt", "kid": key.kid}, claims, key.private_key)
+
+
+def jwt_expiry(access_token: str) -> int | None:
+    """The `exp` of a JWT access token this provider has just signed (read, not verified); None for
+    an opaque token. Stored as the token's expiry, so the record never outlives the claim when the
+    clock ticks between signing and storing."""
+    parts = access_token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, TypeError):
+        return None
+    exp = payload.get("exp") if isinstance(payload, dict) else None
+    return exp if isinstance(exp, int) else None

@@ -193,3 +193,21 @@ def test_client_credentials_tokens_do_not_open_userinfo(client, registered):
     response = client.get("/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"})
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_the_stored_expiry_is_the_jwt_exp_even_when_the_clock_ticks_before_storing(
+    client, registered, services, monkeypatch
+):
+    """Signing and storing happen in different seconds now and then; the record must not outlive the
+    token's own `exp` (an exchanged token is capped by the record, RFC 8693 §2.2.1 expires_in)."""
+    import types
+
+    import idp.protocol.server as server_module
+
+    later = types.SimpleNamespace(time=lambda: time.time() + 5)  # storing 5 s after signing
+    monkeypatch.setattr(server_module, "time", later)
+    body = request_token(client, scope="catalogue.read").get_json()
+    keys = KeySet.import_key_set(client.get("/jwks.json").get_json())
+    claims = jwt.decode(body["access_token"], keys).claims
+    record = services.tokens.find(body["access_token"])
+    assert record is not None and record.expires_at == claims["exp"]
