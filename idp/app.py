@@ -42,6 +42,7 @@ from idp.sources.registers import EnterpriseRegister, PopulationRegister
 from idp.store.db import build_engine, build_sessionmaker
 from idp.store.ephemeral import build_ephemeral_store
 from idp.store.key_encryption import KeyEncryptor, load_or_create_kek
+from idp.store.migrate import check_schema
 from idp.web import (
     account,
     account_entities,
@@ -76,8 +77,15 @@ def build_services(
     `verifier` is the population register for real-name verification (None: verification refused as
     unavailable); `notifier` delivers account links (default: recorded in the database, development)."""
     engine = build_engine(settings.database_url)
+    check_schema(engine)
     sessions = build_sessionmaker(engine)
-    ephemeral = build_ephemeral_store(engine, settings.redis_url, settings.redis_prefix)
+    ephemeral = build_ephemeral_store(
+        engine,
+        settings.redis_url,
+        settings.redis_prefix,
+        sentinels=settings.redis_sentinels,
+        sentinel_master=settings.redis_sentinel_master,
+    )
     encryptor = KeyEncryptor(load_or_create_kek(settings.key_encryption_key, Path(settings.key_dir)))
     keys = SigningKeyService(
         sessions,

@@ -35,13 +35,16 @@ from idp.services.provider import ProviderServices
 from idp.services.registration import RegistrationError
 from idp.settings import Settings
 from idp.store.db import build_engine
-from idp.store.migrate import upgrade_database
+from idp.store.migrate import SchemaNotCurrent, upgrade_database
 
 
 def _services(settings: Settings) -> ProviderServices:
     from idp.app import build_services
 
-    return build_services(settings)
+    try:
+        return build_services(settings)
+    except SchemaNotCurrent as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group()
@@ -641,7 +644,11 @@ def serve(settings: Settings, host: str, port: int) -> None:
 
     from idp.app import create_app
 
-    run_simple(host, port, create_app(settings), threaded=True)
+    try:
+        app = create_app(settings)
+    except SchemaNotCurrent as exc:
+        raise click.ClickException(str(exc)) from None
+    run_simple(host, port, app, threaded=True)
 
 
 @cli.command("grant-role")

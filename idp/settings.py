@@ -17,6 +17,10 @@ class Settings:
     database_url: str = f"sqlite:///{ROOT / 'var' / 'idp.sqlite3'}"
     redis_url: str | None = None  # None: the ephemeral store is a table in the database
     redis_prefix: str = "idp:"
+    # Redis Sentinel: "host:port,host:port"; the ephemeral store then follows the master that the
+    # Sentinels name `redis_sentinel_master` (redis_url, if set, gives its db number and password).
+    redis_sentinels: str | None = None
+    redis_sentinel_master: str = "idp"
     key_encryption_key: str | None = None  # base64url of 32 bytes; None: generated into key_dir
     key_dir: str = str(ROOT / "keys")
     code_ttl: int = 60

@@ -238,11 +238,67 @@ class SqlEphemeralStore:
             return conn.execute(delete(_T).where(_T.c.expires_at <= self._now())).rowcount
 
 
-def build_ephemeral_store(engine: Engine, redis_url: str | None, prefix: str = "idp:") -> EphemeralStore:
-    """Redis when a URL is configured, else the SQL table in the durable database."""
+def build_ephemeral_store(
+    engine: Engine,
+    redis_url: str | None,
+    prefix: str = "idp:",
+    *,
+    sentinels: str | None = None,
+    sentinel_master: str = "idp",
+) -> EphemeralStore:
+    """Redis when a URL or Sentinels are configured, else the SQL table in the durable database."""
+    if sentinels:
+        return RedisEphemeralStore(sentinel_client(sentinels, sentinel_master, redis_url), prefix)
     if redis_url:
         client = redis.Redis.from_url(
             redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
         )
         return RedisEphemeralStore(client, prefix)
     return SqlEphemeralStore(engine)
+
+
+# While Sentinel fails over (the master's down-after-milliseconds, then the election), commands to
+# the old master fail. Each retry reconnects, which asks the Sentinels for the master again; the
+# backoff (50 ms doubling, at most 1 s, 10 retries) spans ~8 s, longer than a failover with the
+# settings README "Redis Sentinel" gives.
+SENTINEL_RETRIES = 10
+
+
+def sentinel_client(sentinels: str, master: str, redis_url: str | None = None) -> redis.Redis:
+    """A client of the master that the Sentinels (`host:port,host:port`) name for `master`; after a
+    failover it follows the new master. `redis_url`, if given, supplies the database number, user and
+    password of the master (its host and port are ignored)."""
+    from redis.backoff import ExponentialBackoff
+    from redis.connection import parse_url
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ReadOnlyError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from redis.retry import Retry
+    from redis.sentinel import Sentinel
+
+    addresses = [_host_port(item) for item in sentinels.split(",") if item.strip()]
+    if not addresses:
+        raise ValueError("IDP_REDIS_SENTINELS: give host:port[,host:port...]")
+    options = (
+        {k: v for k, v in parse_url(redis_url).items() if k in {"db", "username", "password"}}
+        if redis_url
+        else {}
+    )
+    timeouts = {"socket_timeout": 2, "socket_connect_timeout": 2}
+    sentinel = Sentinel(addresses, sentinel_kwargs=timeouts, **timeouts)
+    return sentinel.master_for(  # type: ignore[no-any-return]
+        master,
+        health_check_interval=30,
+        # a demoted master answers writes with READONLY until the connection is dropped
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), SENTINEL_RETRIES),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, ReadOnlyError],
+        **timeouts,
+        **options,
+    )
+
+
+def _host_port(item: str) -> tuple[str, int]:
+    host, sep, port = item.strip().rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"IDP_REDIS_SENTINELS: {item.strip()!r} is not host:port")
+    return host.strip("[]"), int(port)

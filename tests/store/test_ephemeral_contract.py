@@ -1,7 +1,9 @@
-"""Contract tests of the ephemeral store, run against the SQL table and (postgres backend) Redis."""
+"""Contract tests of the ephemeral store, run against the SQL table and (postgres backend) Redis,
+directly and through a Redis Sentinel."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -10,6 +12,7 @@ from typing import TypeVar
 
 import pytest
 import redis
+from sentinel_topology import MASTER_NAME, Topology, redis_server, start_topology
 from sqlalchemy import Engine, delete, select
 
 from idp.store.db import Base, build_engine
@@ -18,6 +21,7 @@ from idp.store.ephemeral import (
     RedisEphemeralStore,
     SqlEphemeralStore,
     build_ephemeral_store,
+    sentinel_client,
 )
 from idp.store.models import EphemeralEntry
 
@@ -77,7 +81,21 @@ def _redis_harness(client: redis.Redis, prefix: str) -> Harness:
     return Harness("redis", RedisEphemeralStore(client, prefix), time.sleep, remaining)
 
 
-@pytest.fixture(params=["sql", "redis"])
+@pytest.fixture(scope="session")
+def sentinel_master(redis_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    """A master behind a Sentinel of its own (redis-server processes on free loopback ports)."""
+    if redis_url is None:
+        pytest.skip("Redis runs only with IDP_TEST_BACKEND=postgres")
+    if redis_server() is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("redis-server is required under CI=true", pytrace=False)
+        pytest.skip("no redis-server")
+    topology = start_topology(tmp_path_factory.mktemp("sentinel"))
+    yield topology
+    topology.stop()
+
+
+@pytest.fixture(params=["sql", "redis", "sentinel"])
 def h(request: pytest.FixtureRequest, redis_url: str | None, redis_prefix: str) -> Iterator[Harness]:
     if request.param == "sql":
         engine = request.getfixturevalue("sql_engine")
@@ -87,7 +105,11 @@ def h(request: pytest.FixtureRequest, redis_url: str | None, redis_prefix: str) 
         return
     if redis_url is None:
         pytest.skip("Redis runs only with IDP_TEST_BACKEND=postgres")
-    client = redis.Redis.from_url(redis_url)
+    if request.param == "sentinel":  # the same contract through IDP_REDIS_SENTINELS
+        topology = request.getfixturevalue("sentinel_master")
+        client = sentinel_client(topology.sentinels, MASTER_NAME)
+    else:
+        client = redis.Redis.from_url(redis_url)
     yield _redis_harness(client, redis_prefix)
     keys = list(client.scan_iter(match=redis_prefix + "*"))
     if keys:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from idp.store import models  # noqa: F401 - registers tables
-from idp.store.db import Base
+from idp.store.db import Base, build_engine
+from idp.store.migrate import SchemaNotCurrent, check_schema, upgrade_database
 
 
 # SQLite cannot reflect expression indexes (lower(email)), so there they are skipped by the comparison
@@ -47,3 +54,74 @@ def test_expression_indexes_exist_after_upgrade(migrated_database_url):
         present = set(conn.execute(sa.text(query)).scalars())
     engine.dispose()
     assert wanted <= present
+
+
+# -- a database that is not migrated is refused with the command that fixes it ----------------------
+
+
+@pytest.fixture
+def scratch_url(backend, tmp_path):
+    """An empty database of the backend under test, for one test."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'scratch.sqlite3'}"
+        return
+    admin_url = os.environ.get("IDP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    name = f"idp_scratch_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _check(url: str) -> None:
+    engine = build_engine(url)
+    try:
+        check_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def test_an_empty_database_is_refused_with_the_migrate_command(scratch_url):
+    with pytest.raises(SchemaNotCurrent, match=r"no schema yet: run `python -m idp migrate`"):
+        _check(scratch_url)
+
+
+def test_a_database_behind_the_code_is_refused_and_names_both_revisions(scratch_url):
+    upgrade_database(scratch_url, "0007")
+    with pytest.raises(SchemaNotCurrent, match=r"at 0007.*needs 0008.*python -m idp migrate"):
+        _check(scratch_url)
+    upgrade_database(scratch_url)
+    _check(scratch_url)  # at head: served
+
+
+def test_a_revision_of_newer_code_is_served_during_a_rolling_upgrade(scratch_url):
+    upgrade_database(scratch_url)
+    engine = sa.create_engine(scratch_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff_newer'"))
+    engine.dispose()
+    _check(scratch_url)
+
+
+def test_starting_on_an_empty_database_prints_one_line_not_a_traceback(scratch_url, tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("IDP_")},
+        "IDP_DATABASE_URL": scratch_url,
+        "IDP_KEY_DIR": str(tmp_path / "keys"),
+        "IDP_ISSUER": "http://127.0.0.1:5999",
+    }
+    served = subprocess.run(
+        [sys.executable, "-c", "import wsgi"], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert served.returncode == 3  # gunicorn: "worker failed to boot", the server stops
+    assert "run `python -m idp migrate`" in served.stderr and "Traceback" not in served.stderr
+    command = subprocess.run(
+        [sys.executable, "-m", "idp", "provision", str(root / "bench" / "seed.json")],
+        cwd=root, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert command.returncode == 1
+    assert "Error: the database has no schema yet" in command.stderr and "Traceback" not in command.stderr
