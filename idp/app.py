@@ -107,7 +107,13 @@ def build_services(
         concurrent=settings.password_concurrency,
     )
     sso = SsoSessionService(ephemeral, settings.session_ttl)
-    tokens = TokenService(sessions, grace_seconds=settings.refresh_grace_seconds)
+    tokens = TokenService(
+        sessions,
+        grace_seconds=settings.refresh_grace_seconds,
+        issuing=None
+        if settings.token_synchronous_commit or not settings.database_url.startswith("postgresql")
+        else build_engine(settings.database_url, wait_for_flush=False),
+    )
     persons = PersonService(sessions, hashing, encryptor, external_source=build_person_source(settings))
     entities = EntityService(sessions, persons, build_entity_register(settings))
     if verifier is None and settings.population_register_url:

@@ -28,6 +28,10 @@ class Settings:
     # JWT access tokens (RFC 9068) are signed with this: RS256 (every resource server must support it,
     # §2.1) or ES256, about 15x cheaper to sign (bench/README.md).
     access_token_alg: str = "RS256"
+    # PostgreSQL: whether storing a new token waits for its WAL flush. False: a crash of PostgreSQL
+    # itself may forget the tokens issued in its last ~0.6 s (their clients ask again); the disk's
+    # flush stalls no longer hold up the token endpoint. Revocations and all else always wait.
+    token_synchronous_commit: bool = False
     id_token_ttl: int = 300
     refresh_token_ttl: int = 30 * 24 * 3600
     refresh_grace_seconds: int = 10

@@ -127,7 +127,7 @@ def services(settings):
     built = build_services(settings)
     yield built
     built.audit.close()
-    built.tokens.engine().dispose()  # each test's pool closed now, not at garbage collection
+    built.tokens.dispose()  # each test's pool closed now, not at garbage collection
     if settings.redis_url:
         import redis
 
@@ -192,4 +192,4 @@ def live_services(services, live_settings):
     built = build_services(live_settings)
     built.keys.ensure_keys()  # before the workers start, so they do not race to create keys
     yield built
-    built.tokens.engine().dispose()
+    built.tokens.dispose()

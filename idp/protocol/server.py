@@ -23,7 +23,7 @@ from idp.protocol.grants import (
 from idp.protocol.oidc import IdTokenIssuer
 from idp.protocol.pkce import RequireS256
 from idp.protocol.token_exchange import TokenExchangeGrant
-from idp.protocol.token_format import TokenFactory, jwt_expiry
+from idp.protocol.token_format import TokenFactory, jwt_times
 from idp.services.provider import ProviderServices
 from idp.services.token_exchange import TokenExchangeService
 from idp.services.tokens import RefreshRejected
@@ -46,6 +46,8 @@ class ProviderServer(AuthorizationServer):
     def save_token(self, token: dict[str, Any], request: Any) -> None:
         """Store SHA-256 digests only (never the tokens), tied to the grant they belong to."""
         now = int(time.time())
+        # a JWT's own iat and exp, so that its record agrees with its claims to the second
+        issued_at, expires_at = jwt_times(token["access_token"]) or (now, now + int(token["expires_in"]))
         context = request.user if isinstance(request.user, AuthContext) else AuthContext(None, new_grant_id())
         refresh = token.get("refresh_token")
         audience = getattr(request, "token_audience", None)  # client credentials for another service
@@ -56,11 +58,12 @@ class ProviderServer(AuthorizationServer):
                 scope=token.get("scope", ""),
                 context=context,
                 access_token=token["access_token"],
-                access_expires_at=jwt_expiry(token["access_token"]) or now + int(token["expires_in"]),
+                access_expires_at=expires_at,
                 refresh_token=refresh,
-                refresh_expires_at=now + self._refresh_ttl if refresh else None,
+                refresh_expires_at=issued_at + self._refresh_ttl if refresh else None,
                 audience=audience,
                 rotates=rotated.token if isinstance(rotated, RefreshCredential) else None,
+                issued_at=issued_at,
             )
         except RefreshRejected:
             raise InvalidGrantError(REFRESH_REFUSED) from None

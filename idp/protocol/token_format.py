@@ -107,10 +107,10 @@ class TokenFactory:
         return jwt.encode({"alg": self._alg, "typ": "at+jwt", "kid": key.kid}, claims, key.private_key)
 
 
-def jwt_expiry(access_token: str) -> int | None:
-    """The `exp` of a JWT access token this provider has just signed (read, not verified); None for
-    an opaque token. Stored as the token's expiry, so the record never outlives the claim when the
-    clock ticks between signing and storing."""
+def jwt_times(access_token: str) -> tuple[int, int] | None:
+    """`iat` and `exp` of a JWT access token this provider has just signed (read, not verified); None
+    for an opaque token. Stored as the token's record, so that the record and the claims agree even
+    when the clock ticks between signing and storing."""
     parts = access_token.split(".")
     if len(parts) != 3:
         return None
@@ -118,5 +118,7 @@ def jwt_expiry(access_token: str) -> int | None:
         payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
     except (ValueError, TypeError):
         return None
-    exp = payload.get("exp") if isinstance(payload, dict) else None
-    return exp if isinstance(exp, int) else None
+    if not isinstance(payload, dict):
+        return None
+    iat, exp = payload.get("iat"), payload.get("exp")
+    return (iat, exp) if isinstance(iat, int) and isinstance(exp, int) else None

@@ -35,14 +35,30 @@ TOKENS: Table = TokenRow.__table__  # type: ignore[assignment]
 
 class TokenService:
     def __init__(
-        self, sessions: sessionmaker[Session], *, grace_seconds: int, clock: Callable[[], float] = time.time
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        grace_seconds: int,
+        clock: Callable[[], float] = time.time,
+        issuing: Engine | None = None,
     ) -> None:
+        """`issuing`: the engine that stores new tokens (`save`), by default the sessions' own. Given
+        one that does not wait for the WAL flush (`build_engine(wait_for_flush=False)`), a crash of
+        PostgreSQL can forget the tokens of its last ~0.6 s: their clients get invalid_token or
+        invalid_grant and ask again, as after an expiry. Revocations never go through it."""
         self._sessions = sessions
         self._grace = grace_seconds
         self._clock = clock
-        # Single statements need no transaction: autocommit spares the BEGIN and ROLLBACK (or COMMIT)
-        # round trips on every token lookup (introspection, userinfo, refresh) and every new token.
+        # Single statements need no transaction: autocommit spares the BEGIN and ROLLBACK round trips
+        # on every token lookup (introspection, userinfo, refresh).
         self._autocommit = autocommit_reader(sessions)
+        self._issuing = issuing if issuing is not None else self.engine()
+
+    def dispose(self) -> None:
+        """Close the connection pools now (tests, shutdown): the issuing engine's and the shared one."""
+        if self._issuing is not self.engine():
+            self._issuing.dispose()
+        self.engine().dispose()
 
     def engine(self) -> Engine:
         bind = self._sessions.kw["bind"]
@@ -62,6 +78,7 @@ class TokenService:
         audience: str | None = None,
         actor: str | None = None,
         rotates: str | None = None,
+        issued_at: int | None = None,
     ) -> None:
         """`audience` and `actor` mark an exchanged access token (RFC 8693); it shares the grant and
         session of the token it was exchanged for, so their revocation takes it along. `audience`
@@ -69,7 +86,9 @@ class TokenService:
 
         `rotates`: the refresh token these tokens replace. Marking it rotated and storing its
         successors happen in one transaction, so exactly one concurrent caller wins and a failure
-        leaves the old token usable; the losers get RefreshRejected and nothing is stored."""
+        leaves the old token usable; the losers get RefreshRejected and nothing is stored.
+
+        `issued_at`: a JWT's own `iat` (its `exp` is `access_expires_at`); by default now."""
         now = int(self._clock())
         common = {
             "client_id": client_id,
@@ -81,7 +100,7 @@ class TokenService:
             "auth_time": context.auth_time,
             "acr": context.acr,
             "amr": " ".join(context.amr) or None,
-            "issued_at": now,
+            "issued_at": now if issued_at is None else issued_at,
         }
         rows = [
             {
@@ -109,10 +128,10 @@ class TokenService:
         if rotates is None:
             # One multi-row INSERT is atomic on its own: in autocommit it is one round trip instead
             # of BEGIN, INSERT, COMMIT.
-            with self._autocommit.connect() as conn:
+            with self._issuing.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
                 conn.execute(TOKENS.insert().values(rows))
             return
-        with self.engine().begin() as conn:
+        with self._issuing.begin() as conn:
             claimed = self._claim(conn, digest_token(rotates), client_id, now) is not None
             if claimed:
                 conn.execute(TOKENS.insert(), rows)

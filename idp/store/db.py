@@ -18,8 +18,13 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def build_engine(url: str) -> Engine:
-    """Create the engine; SQLite gets WAL and a busy timeout so several threads can share it."""
+def build_engine(url: str, *, wait_for_flush: bool = True) -> Engine:
+    """Create the engine; SQLite gets WAL and a busy timeout so several threads can share it.
+
+    `wait_for_flush=False` (PostgreSQL): its commits return before their WAL reaches the disk
+    (synchronous_commit=off). Atomic and consistent still; a crash of PostgreSQL itself (not of a
+    node) can lose what was committed in the last ~0.6 s (3 x wal_writer_delay). A small pool of
+    its own: only the writes that may be lost that way use it (see TokenService)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -32,6 +37,14 @@ def build_engine(url: str) -> Engine:
             cur.close()
 
         return engine
+    if not wait_for_flush:
+        return create_engine(
+            url,
+            pool_size=4,
+            max_overflow=8,
+            pool_pre_ping=True,
+            connect_args={"options": "-c synchronous_commit=off"},
+        )
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 

@@ -323,7 +323,7 @@ def test_backchannel_logout_to_a_private_address_is_refused_by_the_ssrf_guard(
     try:
         assert guarded.logout.deliver_due() == (0, 1)
     finally:
-        guarded.tokens.engine().dispose()
+        guarded.tokens.dispose()
     assert receiver.attempts == []
     (row,) = outbox_rows(live_settings)
     assert row.delivered_at is None and row.attempts == 1

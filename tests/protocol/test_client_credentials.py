@@ -195,7 +195,7 @@ def test_client_credentials_tokens_do_not_open_userinfo(client, registered):
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_the_stored_expiry_is_the_jwt_exp_even_when_the_clock_ticks_before_storing(
+def test_the_stored_times_are_the_jwt_iat_and_exp_even_when_the_clock_ticks_before_storing(
     client, registered, services, monkeypatch
 ):
     """Signing and storing happen in different seconds now and then; the record must not outlive the
@@ -210,4 +210,4 @@ def test_the_stored_expiry_is_the_jwt_exp_even_when_the_clock_ticks_before_stori
     keys = KeySet.import_key_set(client.get("/jwks.json").get_json())
     claims = jwt.decode(body["access_token"], keys).claims
     record = services.tokens.find(body["access_token"])
-    assert record is not None and record.expires_at == claims["exp"]
+    assert record is not None and (record.issued_at, record.expires_at) == (claims["iat"], claims["exp"])

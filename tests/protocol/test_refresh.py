@@ -141,7 +141,7 @@ def test_replay_with_zero_grace_revokes_the_family(settings, services):
         assert_invalid_grant(refresh(test_client, successor["refresh_token"]))
         assert introspect(test_client, successor["access_token"]) == {"active": False}
     finally:
-        strict_services.tokens.engine().dispose()
+        strict_services.tokens.dispose()
 
 
 def test_refresh_fails_after_logout_of_the_sso_session(client, tokens):

@@ -211,4 +211,4 @@ def test_an_expired_code_is_invalid_grant(settings, services):
         auth, result = login_for_code(test_client)
         assert redeem(test_client, result["code"], auth).status_code == 200
     finally:
-        short_services.tokens.engine().dispose()
+        short_services.tokens.dispose()

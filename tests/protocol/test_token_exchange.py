@@ -551,7 +551,7 @@ def entity_world(settings, services, reference_registers):  # `services` empties
     grant = built.entities.grant_agent(entity.id, agent.id, ["case:apply"], int(time.time()) + 86400, rep.id)
     yield create_app(wired, built).test_client(), built, entity, grant, rep
     built.audit.close()
-    built.tokens.engine().dispose()
+    built.tokens.dispose()
 
 
 def test_the_entity_claim_is_carried_and_a_revoked_authority_refused(entity_world):

@@ -271,7 +271,7 @@ def services_with_register(settings, services, reference_registers):
     built = build_services(dataclasses.replace(settings, enterprise_register_url=reference_registers))
     yield built
     built.audit.close()
-    built.tokens.engine().dispose()
+    built.tokens.dispose()
 
 
 def test_entities_are_verified_against_the_enterprise_register_when_there_is_one(services_with_register):
