@@ -53,6 +53,7 @@ class TokenService:
         # on every token lookup (introspection, userinfo, refresh).
         self._autocommit = autocommit_reader(sessions)
         self._issuing = issuing if issuing is not None else self.engine()
+        self._issuing_autocommit = self._issuing.execution_options(isolation_level="AUTOCOMMIT")
 
     def dispose(self) -> None:
         """Close the connection pools now (tests, shutdown): the issuing engine's and the shared one."""
@@ -128,7 +129,7 @@ class TokenService:
         if rotates is None:
             # One multi-row INSERT is atomic on its own: in autocommit it is one round trip instead
             # of BEGIN, INSERT, COMMIT.
-            with self._issuing.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+            with self._issuing_autocommit.connect() as conn:
                 conn.execute(TOKENS.insert().values(rows))
             return
         with self._issuing.begin() as conn:

@@ -125,3 +125,14 @@ def test_starting_on_an_empty_database_prints_one_line_not_a_traceback(scratch_u
     )  # fmt: skip
     assert command.returncode == 1
     assert "Error: the database has no schema yet" in command.stderr and "Traceback" not in command.stderr
+
+
+def test_the_startup_check_reads_the_same_revisions_as_alembic():
+    from alembic.script import ScriptDirectory
+
+    from idp.store.migrate import MIGRATIONS, revisions
+
+    scripts = ScriptDirectory(str(MIGRATIONS))
+    heads, known = revisions()
+    assert heads == set(scripts.get_heads())
+    assert known == {rev.revision for rev in scripts.walk_revisions()}
