@@ -15,7 +15,7 @@ except SchemaNotCurrent as exc:
     sys.exit(3)
 
 # What exists now (modules, the app, its caches) lives as long as the process. Freezing it keeps the
-# full collections that allocation churn triggers from rescanning it: those took 30-105 ms per pass
-# with everything imported, a stall every few seconds under load (bench/README.md, "GC pauses").
+# full collections that allocation churn triggers from rescanning it: with everything imported, one
+# took 30-105 ms, a stall for every request in flight (README.md, "Performance").
 gc.collect()
 gc.freeze()
