@@ -230,13 +230,10 @@ def test_unverified_person_with_totp_still_gets_level_1(client, registered):
 # -- persons who must use a second factor ---------------------------------------------------------
 
 
-@pytest.fixture
-def admin_required(settings, services):
-    """The app with a rule saying ADMIN must use a second factor (the entity service plugs in later)."""
+def with_rule(settings, services, required_for):
+    """The app with `required_for` as the rule of who must use a second factor; and its engine."""
     from idp.app import create_app
 
-    services.clients.register(PORTAL)
-    admin = services.persons.upsert(ADMIN)
     engine = build_engine(settings.database_url)
     encryptor = KeyEncryptor(load_or_create_kek(settings.key_encryption_key, Path(settings.key_dir)))
     mfa = MfaService(
@@ -244,11 +241,20 @@ def admin_required(settings, services):
         encryptor,
         services.ephemeral,
         issuer_name="idp.test",
-        required_for=lambda pid: pid == admin.id,
+        required_for=required_for,
     )
     app = create_app(settings, dataclasses.replace(services, mfa=mfa))
     app.config["TESTING"] = True
-    yield app.test_client(), dataclasses.replace(services, mfa=mfa)
+    return app.test_client(), dataclasses.replace(services, mfa=mfa), engine
+
+
+@pytest.fixture
+def admin_required(settings, services):
+    """The app with a rule saying ADMIN must use a second factor (the entity service plugs in later)."""
+    services.clients.register(PORTAL)
+    admin = services.persons.upsert(ADMIN)
+    client, replaced, engine = with_rule(settings, services, lambda pid: pid == admin.id)
+    yield client, replaced
     engine.dispose()
 
 
@@ -340,23 +346,11 @@ def test_the_second_factor_rule_is_asked_once_per_login_and_again_at_every_sso_a
     """A login applies the rule (a password login that needs a factor is held for it); the same
     transaction's resume trusts that answer instead of asking again, but an authorization from an
     existing SSO session asks every time (an authorisation granted since then counts at once)."""
-    from idp.app import create_app
-
     services.clients.register(PORTAL)
     services.persons.upsert(PERSON)
     asked: list[str] = []
-    engine = build_engine(settings.database_url)
-    encryptor = KeyEncryptor(load_or_create_kek(settings.key_encryption_key, Path(settings.key_dir)))
-    mfa = MfaService(
-        build_sessionmaker(engine),
-        encryptor,
-        services.ephemeral,
-        issuer_name="idp.test",
-        required_for=lambda pid: asked.append(pid) is not None,  # records the question, answers no
-    )
-    app = create_app(settings, dataclasses.replace(services, mfa=mfa))
-    app.config["TESTING"] = True
-    client = app.test_client()
+    # records the question, answers no
+    client, _, engine = with_rule(settings, services, lambda pid: asked.append(pid) is not None)
     try:
         auth, response = start(client)
         location = follow(client, password_login(client, response), CALLBACK, username="-", password="-")
