@@ -259,8 +259,8 @@ def build_ephemeral_store(
 
 # While Sentinel fails over (the master's down-after-milliseconds, then the election), commands to
 # the old master fail. Each retry reconnects, which asks the Sentinels for the master again; the
-# backoff (50 ms doubling, at most 1 s, 10 retries) spans ~8 s, longer than a failover with the
-# settings README "Redis Sentinel" gives.
+# backoff (100 ms doubling, at most 1 s, 10 retries) spans ~7.5 s, longer than a failover with the
+# Sentinel settings README "Beyond one machine" suggests (down-after-milliseconds of 2-5 s).
 SENTINEL_RETRIES = 10
 
 
