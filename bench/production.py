@@ -75,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-prefix", default="idp-bench:", help="its keys are deleted at start")
     p.add_argument("--seed", type=Path, default=BENCH / "seed.json")
     p.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="IDP_NAME=VALUE",
+        help="a server setting for this run, e.g. IDP_ACCESS_TOKEN_ALG=ES256 (repeatable; the "
+        "inherited IDP_* variables are never passed, so a run says every setting it changes)",
+    )
+    p.add_argument(
         "--app-dir",
         type=Path,
         default=ROOT,
@@ -180,6 +189,11 @@ def server_env(args: argparse.Namespace, database_url: str, key_dir: str) -> dic
             "PYTHONUNBUFFERED": "1",
         }
     )
+    for item in getattr(args, "settings", []):  # bench/scale.py has no --set
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("IDP_") or name in env:
+            raise SystemExit(f"--set {item!r}: IDP_NAME=VALUE, not one of the settings the run makes")
+        env[name] = value
     return env
 
 
@@ -555,6 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "command": cmd,
         "app_dir": str(args.app_dir),
+        "settings": list(getattr(args, "settings", [])),
         "server_log": str(log_path),
         "core_busy_before": quiet,
         "server_share_of_core_busy": share,
