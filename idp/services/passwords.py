@@ -26,9 +26,9 @@ TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024
 def reuse_hash_memory() -> bool:
     """Each argon2id hash allocates its whole memory cost (19 MiB) and frees it. Served by mmap, that
     block is returned at every free and faulted in again, page by page, at the next hash: 13 ms of
-    kernel time on top of 23 ms of hashing (tests/unit/test_password_memory.py counts the faults). Below a fixed mmap
-    threshold and a trim threshold above it, the block stays in the heap of the thread that hashes and
-    is reused. glibc gives each thread its own heap, so every hash runs on the same few threads
+    kernel time on top of 23 ms of hashing (tests/unit/test_password_memory.py counts the faults).
+    Below a fixed mmap threshold and a trim threshold above it, the block stays in the heap of the
+    thread that hashes and is reused. glibc gives each thread its own heap, so every hash runs on the same few threads
     (`PasswordHashing`): one block per hashing thread, not one per request thread (eight request
     threads once kept 150 MiB). A no-op (False) where the C library is not glibc."""
     name = ctypes.util.find_library("c")

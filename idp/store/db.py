@@ -37,15 +37,15 @@ def build_engine(url: str, *, wait_for_flush: bool = True) -> Engine:
             cur.close()
 
         return engine
-    if not wait_for_flush:
-        return create_engine(
-            url,
-            pool_size=4,
-            max_overflow=8,
-            pool_pre_ping=True,
-            connect_args={"options": "-c synchronous_commit=off"},
-        )
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    if wait_for_flush:
+        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_engine(
+        url,
+        pool_size=4,
+        max_overflow=8,
+        pool_pre_ping=True,
+        connect_args={"options": "-c synchronous_commit=off"},
+    )
 
 
 def build_sessionmaker(engine: Engine) -> sessionmaker:
