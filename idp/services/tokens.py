@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from sqlalchemy import Connection, Engine, Row, Table, and_, delete, or_, select, update
+from sqlalchemy import Connection, Engine, Row, Table, and_, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from idp.domain.models import AuthContext, TokenRecord
@@ -31,6 +31,21 @@ class RefreshRejected(Exception):
 
 
 TOKENS: Table = TokenRow.__table__  # type: ignore[assignment]
+INSERT_TOKEN = TOKENS.insert()
+FIND_TOKEN = select(TOKENS).where(TOKENS.c.digest == bindparam("digest"))
+CLAIM_REFRESH = (
+    update(TOKENS)
+    .where(
+        TOKENS.c.digest == bindparam("b_digest"),
+        TOKENS.c.kind == "refresh",
+        TOKENS.c.client_id == bindparam("b_client"),
+        TOKENS.c.revoked_at.is_(None),
+        TOKENS.c.rotated_at.is_(None),
+        TOKENS.c.expires_at > bindparam("b_now"),
+    )
+    .values(rotated_at=bindparam("b_now"))
+    .returning(TOKENS.c.digest)
+)
 
 
 class TokenService:
@@ -126,16 +141,21 @@ class TokenService:
             )
         # A Core INSERT, not the ORM unit of work: on the token endpoint's hot path the session's
         # bookkeeping cost more than the statement (profile: ~30% of a client-credentials request).
-        if rotates is None:
-            # One multi-row INSERT is atomic on its own: in autocommit it is one round trip instead
-            # of BEGIN, INSERT, COMMIT.
+        # The same statement object every time, rows as parameters: compiled once and cached. (A
+        # multi-row `.values(rows)` is compiled anew per call: ~240 us of CPU, profile 2026-12-03.)
+        if rotates is None and len(rows) == 1:
+            # One row is atomic on its own: in autocommit one round trip, not BEGIN, INSERT, COMMIT.
             with self._issuing_autocommit.connect() as conn:
-                conn.execute(TOKENS.insert().values(rows))
+                conn.execute(INSERT_TOKEN, rows[0])
+            return
+        if rotates is None:  # an executemany, so a transaction: both rows or neither
+            with self._issuing.begin() as conn:
+                conn.execute(INSERT_TOKEN, rows)
             return
         with self._issuing.begin() as conn:
             claimed = self._claim(conn, digest_token(rotates), client_id, now) is not None
             if claimed:
-                conn.execute(TOKENS.insert(), rows)
+                conn.execute(INSERT_TOKEN, rows)
         if not claimed:
             self._reject(digest_token(rotates), client_id, now)  # raises: nothing was written
 
@@ -143,24 +163,12 @@ class TokenService:
         if not token or len(token) > 8192:
             return None
         with self._autocommit.connect() as conn:  # Core: a plain row, no ORM identity map
-            row = conn.execute(select(TOKENS).where(TOKENS.c.digest == digest_token(token))).first()
+            row = conn.execute(FIND_TOKEN, {"digest": digest_token(token)}).first()
             return _to_record(row) if row is not None else None
 
     def _claim(self, conn: Connection, digest: str, client_id: str, now: int) -> Row[Any] | None:
         """Mark a live refresh token rotated in one conditional UPDATE; None if it is not live."""
-        return conn.execute(
-            update(TOKENS)
-            .where(
-                TOKENS.c.digest == digest,
-                TOKENS.c.kind == "refresh",
-                TOKENS.c.client_id == client_id,
-                TOKENS.c.revoked_at.is_(None),
-                TOKENS.c.rotated_at.is_(None),
-                TOKENS.c.expires_at > now,
-            )
-            .values(rotated_at=now)
-            .returning(TOKENS.c.digest)
-        ).first()
+        return conn.execute(CLAIM_REFRESH, {"b_digest": digest, "b_client": client_id, "b_now": now}).first()
 
     def _reject(self, digest: str, client_id: str, now: int) -> NoReturn:
         """Why a refresh token could not be claimed. A token already rotated within the grace window

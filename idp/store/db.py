@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+import time
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, create_engine, event, exc
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING = {
@@ -38,14 +41,40 @@ def build_engine(url: str, *, wait_for_flush: bool = True) -> Engine:
 
         return engine
     if wait_for_flush:
-        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-    return create_engine(
-        url,
-        pool_size=4,
-        max_overflow=8,
-        pool_pre_ping=True,
-        connect_args={"options": "-c synchronous_commit=off"},
-    )
+        engine = create_engine(url, pool_size=10, max_overflow=20)
+    else:
+        engine = create_engine(
+            url, pool_size=4, max_overflow=8, connect_args={"options": "-c synchronous_commit=off"}
+        )
+    ping_when_idle(engine, IDLE_PING_SECONDS)
+    return engine
+
+
+# A pooled connection unused for longer than this is pinged before use. Not every checkout (the
+# pool's pre_ping): that round trip cost ~60 us of CPU on each hot request (profile, 2026-12-03).
+IDLE_PING_SECONDS = 5.0
+
+
+def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """Ping a pooled connection at checkout only if it sat idle for more than `idle_seconds`; a dead
+    one is replaced before use. So a restart of the database is not seen by a request after a quiet
+    spell; under load, the requests in flight at the restart fail (server_error) and the first
+    failure discards every older pooled connection (SQLAlchemy invalidates the pool on a disconnect)."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since <= idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as error:  # noqa: BLE001 - any failure means the connection is unusable
+            # the pool discards this connection and checks out another (SQLAlchemy's documented recipe)
+            raise exc.DisconnectionError() from error
 
 
 def build_sessionmaker(engine: Engine) -> sessionmaker:
