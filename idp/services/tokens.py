@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from sqlalchemy import Connection, Engine, Row, Table, and_, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, Engine, Row, Table, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from idp.domain.models import AuthContext, TokenRecord
@@ -32,7 +32,16 @@ class RefreshRejected(Exception):
 
 TOKENS: Table = TokenRow.__table__  # type: ignore[assignment]
 INSERT_TOKEN = TOKENS.insert()
-FIND_TOKEN = select(TOKENS).where(TOKENS.c.digest == bindparam("digest"))
+# the columns of a TokenRecord (not the id, digest or successor)
+FIND_TOKEN = select(
+    *(
+        TOKENS.c[name]
+        for name in (
+            "kind", "client_id", "person_id", "scope", "grant_id", "sid", "auth_time", "acr", "amr",
+            "issued_at", "expires_at", "revoked_at", "rotated_at", "entity_id", "audience", "actor",
+        )
+    )
+).where(TOKENS.c.digest == bindparam("digest"))  # fmt: skip
 CLAIM_REFRESH = (
     update(TOKENS)
     .where(
@@ -46,6 +55,34 @@ CLAIM_REFRESH = (
     .values(rotated_at=bindparam("b_now"))
     .returning(TOKENS.c.digest)
 )
+NEW_ROW_COLUMNS = (
+    "digest", "kind", "client_id", "person_id", "scope", "grant_id", "sid", "entity_id", "auth_time",
+    "acr", "amr", "issued_at", "expires_at", "audience", "actor",
+)  # fmt: skip
+
+
+def _rotation_statement() -> Any:
+    """PostgreSQL: claim the refresh token and store its two successors in one statement, so one round
+    trip in autocommit instead of BEGIN, UPDATE, INSERT, COMMIT. The successors are selected FROM the
+    claim, so they exist only if it matched (a data-modifying CTE; SQLite has none).
+
+        WITH claimed AS (UPDATE tokens SET rotated_at = :now WHERE <live refresh token> RETURNING id)
+        INSERT INTO tokens (...) SELECT :a_... FROM claimed UNION ALL SELECT :r_... FROM claimed
+        RETURNING digest
+
+    Two concurrent rotations of one token: the second waits for the first's row lock, then finds the
+    token rotated (READ COMMITTED re-checks the WHERE), claims nothing and inserts nothing."""
+    claimed = CLAIM_REFRESH.returning(TOKENS.c.id).cte("claimed")
+
+    def successor(prefix: str) -> Any:
+        typed = (bindparam(prefix + name, type_=TOKENS.c[name].type).label(name) for name in NEW_ROW_COLUMNS)
+        return select(*typed).select_from(claimed)
+
+    both = successor("a_").union_all(successor("r_"))
+    return insert(TOKENS).from_select(list(NEW_ROW_COLUMNS), both).add_cte(claimed).returning(TOKENS.c.digest)
+
+
+ROTATE_IN_ONE_STATEMENT = _rotation_statement()
 
 
 class TokenService:
@@ -151,6 +188,15 @@ class TokenService:
         if rotates is None:  # an executemany, so a transaction: both rows or neither
             with self._issuing.begin() as conn:
                 conn.execute(INSERT_TOKEN, rows)
+            return
+        if len(rows) == 2 and self._issuing.dialect.name == "postgresql":
+            params = {"b_digest": digest_token(rotates), "b_client": client_id, "b_now": now}
+            for prefix, row in zip(("a_", "r_"), rows, strict=True):
+                params.update((prefix + name, row[name]) for name in NEW_ROW_COLUMNS)
+            with self._issuing_autocommit.connect() as conn:
+                claimed = bool(conn.execute(ROTATE_IN_ONE_STATEMENT, params).all())
+            if not claimed:
+                self._reject(digest_token(rotates), client_id, now)  # raises: nothing was written
             return
         with self._issuing.begin() as conn:
             claimed = self._claim(conn, digest_token(rotates), client_id, now) is not None
