@@ -27,7 +27,8 @@ def build_engine(url: str, *, wait_for_flush: bool = True) -> Engine:
     `wait_for_flush=False` (PostgreSQL): its commits return before their WAL reaches the disk
     (synchronous_commit=off). Atomic and consistent still; a crash of PostgreSQL itself (not of a
     node) can lose what was committed in the last ~0.6 s (3 x wal_writer_delay). A small pool of
-    its own: only the writes that may be lost that way use it (see TokenService)."""
+    its own: only the writes that may be lost that way use it (see TokenService). Its connections are
+    in autocommit: every statement is its own transaction, and `begin()` starts none."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -44,7 +45,11 @@ def build_engine(url: str, *, wait_for_flush: bool = True) -> Engine:
         engine = create_engine(url, pool_size=10, max_overflow=20)
     else:
         engine = create_engine(
-            url, pool_size=4, max_overflow=8, connect_args={"options": "-c synchronous_commit=off"}
+            url,
+            pool_size=4,
+            max_overflow=8,
+            connect_args={"options": "-c synchronous_commit=off"},
+            isolation_level="AUTOCOMMIT",  # single statements only; no switching per use
         )
     ping_when_idle(engine, IDLE_PING_SECONDS)
     return engine

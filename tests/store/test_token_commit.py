@@ -45,3 +45,15 @@ def test_the_setting_chooses_how_new_tokens_commit(postgres_only, settings, wait
     finally:
         built.audit.close()
         built.tokens.dispose()
+
+
+def test_the_issuing_engine_runs_each_statement_on_its_own(postgres_only, settings):
+    """TokenService sends it single statements only; were it not in autocommit, closing the
+    connection would roll each of them back."""
+    issuing = build_engine(settings.database_url, wait_for_flush=False)
+    try:
+        with issuing.connect() as conn:
+            conn.execute(sa.text("CREATE TEMP TABLE probe (x int)"))
+            assert conn.connection.driver_connection.autocommit is True
+    finally:
+        issuing.dispose()
