@@ -12,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyotp
-import qrcode
-import qrcode.image.svg
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -273,7 +271,11 @@ def normalise_code(code: str) -> str:
 
 
 def qr_svg_data_uri(text: str) -> str:
-    """The QR code of `text` as an SVG `data:` URI, drawn here: no image service sees the secret."""
+    """The QR code of `text` as an SVG `data:` URI, drawn here: no image service sees the secret.
+    qrcode loads here, at the first enrolment: with its SVG writer (ElementTree) ~1 MiB per worker."""
+    import qrcode  # here, not at the top (see above)
+    import qrcode.image.svg
+
     image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathFillImage, box_size=10, border=4)
     buffer = io.BytesIO()
     image.save(buffer)
