@@ -65,9 +65,9 @@ def _kill_other_backends(engine: sa.Engine) -> int:
         )
 
 
-def _engine(url: str, idle_seconds: float) -> sa.Engine:
+def _engine(url: str, idle_seconds: float, pool_size: int = 1) -> sa.Engine:
     engine = sa.create_engine(
-        url, pool_size=1, max_overflow=0, connect_args={"application_name": "idle-ping-test"}
+        url, pool_size=pool_size, max_overflow=0, connect_args={"application_name": "idle-ping-test"}
     )
     ping_when_idle(engine, idle_seconds)
     return engine
@@ -101,6 +101,24 @@ def test_a_busy_connection_is_not_pinged_and_a_kill_fails_one_use_only(postgres_
         with pytest.raises(sa.exc.OperationalError):
             _select_one(engine)
         assert _select_one(engine) == 1
+    finally:
+        engine.dispose()
+        admin.dispose()
+
+
+def test_one_failure_discards_every_older_pooled_connection(postgres_url):
+    engine = _engine(postgres_url, idle_seconds=3600.0, pool_size=3)
+    admin = build_engine(postgres_url)
+    try:
+        held = [engine.connect() for _ in range(3)]  # three pooled connections
+        for conn in held:
+            conn.execute(sa.text("SELECT 1"))
+            conn.close()
+        assert _kill_other_backends(admin) == 3  # e.g. a database restart
+        with pytest.raises(sa.exc.OperationalError):
+            _select_one(engine)
+        # the two other dead connections are not handed out again: each use gets a fresh one
+        assert [_select_one(engine) for _ in range(3)] == [1, 1, 1]
     finally:
         engine.dispose()
         admin.dispose()
