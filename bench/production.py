@@ -25,11 +25,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from bench import footprint
 from bench.runner import process_tree, read_cpu, tree_cpu
+from bench.services_pin import pinned_services
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -69,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--driver-cpu", type=int, default=1)
+    p.add_argument(
+        "--services-cpu",
+        type=int,
+        default=None,
+        help="pin the machine's PostgreSQL and redis-server processes to this core for the run "
+        "(e.g. the driver's), restored after it; default: leave them to the scheduler",
+    )
     p.add_argument("--database", default="idp_bench", help="dropped and recreated")
     p.add_argument("--pg", default="postgres@127.0.0.1:5432", help="user@host:port (trust auth)")
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
@@ -523,7 +532,11 @@ def main(argv: list[str] | None = None) -> int:
     sessions: dict[str, Any] | None = None
     rss: dict[str, Any] | None = None
     sampler = footprint.RssSampler(proc.pid)
+    services = ExitStack()
     try:
+        pinned = services.enter_context(pinned_services(args.services_cpu))
+        if pinned:
+            log(f"PostgreSQL and Redis ({len(pinned)} processes) pinned to core {args.services_cpu}")
         wait_healthy(base_url, proc, log_path)
         time.sleep(1.0)  # let every worker finish importing
         workers = process_tree(proc.pid)[1:]
@@ -559,6 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         rss = sampler.finish()  # one last sample, before the server stops
         stop(proc)
+        services.close()  # the services' affinities restored
         shutil.rmtree(key_dir, ignore_errors=True)
     log(f"server stopped (exit {proc.returncode})")
 
@@ -572,6 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": list(getattr(args, "settings", [])),
         "server_log": str(log_path),
         "core_busy_before": quiet,
+        "services_cpu": args.services_cpu,
         "server_share_of_core_busy": share,
     }
     figures = {
@@ -584,8 +599,9 @@ def main(argv: list[str] | None = None) -> int:
         data["server"] = info
         data |= figures
         json_path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    services_on = "" if args.services_cpu is None else f"; PostgreSQL and Redis on core {args.services_cpu}"
     print(f"\n{version}: {args.workers} worker(s) x {args.threads} threads on core {args.server_cpu}; "
-          f"driver on core {args.driver_cpu}; {args.connections} connections; app {args.app_dir}")  # fmt: skip
+          f"driver on core {args.driver_cpu}{services_on}; {args.connections} connections; app {args.app_dir}")  # fmt: skip
     if table:
         print(table, end="")
         print(
