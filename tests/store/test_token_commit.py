@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 import sqlalchemy as sa
 
+from idp.services.tokens import INSERT_TOKEN, NEW_ROW_COLUMNS, TOKENS
 from idp.store.db import build_engine
 
 
@@ -47,13 +48,18 @@ def test_the_setting_chooses_how_new_tokens_commit(postgres_only, settings, wait
         built.tokens.dispose()
 
 
-def test_the_issuing_engine_runs_each_statement_on_its_own(postgres_only, settings):
-    """TokenService sends it single statements only; were it not in autocommit, closing the
-    connection would roll each of them back."""
+def test_the_issuing_engine_runs_each_statement_on_its_own(postgres_only, settings, services):
+    """TokenService sends it single statements and never commits; were the engine not in
+    autocommit, closing the connection would roll each of them back."""
     issuing = build_engine(settings.database_url, wait_for_flush=False)
+    row = {name: None for name in NEW_ROW_COLUMNS}
+    row |= {"digest": "d" * 64, "kind": "access", "client_id": "c1", "scope": "", "grant_id": "g1"}
+    row |= {"issued_at": 1, "expires_at": 2}
     try:
         with issuing.connect() as conn:
-            conn.execute(sa.text("CREATE TEMP TABLE probe (x int)"))
-            assert conn.connection.driver_connection.autocommit is True
+            conn.execute(INSERT_TOKEN, row)  # no commit
+        with services.tokens.engine().connect() as other:  # another pool, another connection
+            stored = other.execute(sa.select(TOKENS.c.grant_id).where(TOKENS.c.digest == "d" * 64))
+            assert stored.scalar_one() == "g1"
     finally:
         issuing.dispose()
