@@ -85,6 +85,7 @@ def build_services(
         settings.redis_prefix,
         sentinels=settings.redis_sentinels,
         sentinel_master=settings.redis_sentinel_master,
+        cluster_nodes=settings.redis_cluster_nodes,
     )
     encryptor = KeyEncryptor(load_or_create_kek(settings.key_encryption_key, Path(settings.key_dir)))
     keys = SigningKeyService(

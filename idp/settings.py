@@ -21,6 +21,9 @@ class Settings:
     # Sentinels name `redis_sentinel_master` (redis_url, if set, gives its db number and password).
     redis_sentinels: str | None = None
     redis_sentinel_master: str = "idp"
+    # Redis Cluster: some of its nodes, "host:port,host:port" (the client learns the rest); redis_url,
+    # if set, gives the user and password. Every key of the store is one key per command, so any slot.
+    redis_cluster_nodes: str | None = None
     key_encryption_key: str | None = None  # base64url of 32 bytes; None: generated into key_dir
     key_dir: str = str(ROOT / "keys")
     code_ttl: int = 60
@@ -115,6 +118,8 @@ class Settings:
             raise ValueError("IDP_PASSWORD_CONCURRENCY must be at least 1")
         if self.access_token_alg not in ("RS256", "ES256"):
             raise ValueError("IDP_ACCESS_TOKEN_ALG must be RS256 or ES256")
+        if self.redis_sentinels and self.redis_cluster_nodes:
+            raise ValueError("IDP_REDIS_SENTINELS and IDP_REDIS_CLUSTER_NODES exclude each other")
         if self.key_rotation_overlap <= self.key_cache_seconds:
             raise ValueError("IDP_KEY_ROTATION_OVERLAP must exceed IDP_KEY_CACHE_SECONDS")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import builtins
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import redis
 from sqlalchemy import (
@@ -27,6 +27,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+if TYPE_CHECKING:
+    from redis.cluster import RedisCluster
 
 from idp.store.models import EphemeralEntry
 
@@ -88,7 +91,7 @@ return n
 class RedisEphemeralStore:
     """The ephemeral store on Redis; every key is prefixed. Works with or without decode_responses."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "idp:") -> None:
+    def __init__(self, client: redis.Redis | RedisCluster, prefix: str = "idp:") -> None:
         self._r = client
         self._prefix = prefix
         self._incr = client.register_script(_INCR_LUA)
@@ -245,8 +248,12 @@ def build_ephemeral_store(
     *,
     sentinels: str | None = None,
     sentinel_master: str = "idp",
+    cluster_nodes: str | None = None,
 ) -> EphemeralStore:
-    """Redis when a URL or Sentinels are configured, else the SQL table in the durable database."""
+    """Redis when a URL, Sentinels or Cluster nodes are configured, else the SQL table in the
+    durable database."""
+    if cluster_nodes:
+        return RedisEphemeralStore(cluster_client(cluster_nodes, redis_url), prefix)
     if sentinels:
         return RedisEphemeralStore(sentinel_client(sentinels, sentinel_master, redis_url), prefix)
     if redis_url:
@@ -276,9 +283,7 @@ def sentinel_client(sentinels: str, master: str, redis_url: str | None = None) -
     from redis.retry import Retry
     from redis.sentinel import Sentinel
 
-    addresses = [_host_port(item) for item in sentinels.split(",") if item.strip()]
-    if not addresses:
-        raise ValueError("IDP_REDIS_SENTINELS: give host:port[,host:port...]")
+    addresses = _addresses(sentinels, "IDP_REDIS_SENTINELS")
     options = (
         {k: v for k, v in parse_url(redis_url).items() if k in {"db", "username", "password"}}
         if redis_url
@@ -297,8 +302,40 @@ def sentinel_client(sentinels: str, master: str, redis_url: str | None = None) -
     )
 
 
-def _host_port(item: str) -> tuple[str, int]:
+def cluster_client(nodes: str, redis_url: str | None = None) -> RedisCluster:
+    """A Redis Cluster client, started from some of its nodes (`host:port,host:port`); it learns the
+    slot map from them and follows it when slots move or a replica is promoted. Every command of the
+    store names one key (a one-key MULTI or script at most), so keys may live in any slot.
+    `redis_url`, if given, supplies the user and password (its host, port and db are ignored: a
+    cluster has database 0 only)."""
+    from redis.backoff import ExponentialBackoff
+    from redis.cluster import ClusterNode, RedisCluster
+    from redis.connection import parse_url
+    from redis.retry import Retry
+
+    startup = [ClusterNode(host, port) for host, port in _addresses(nodes, "IDP_REDIS_CLUSTER_NODES")]
+    options = (
+        {k: v for k, v in parse_url(redis_url).items() if k in {"username", "password"}} if redis_url else {}
+    )
+    return RedisCluster(
+        startup_nodes=startup,
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        # while a failed primary's replica is promoted, commands to its slots fail: retry as Sentinel does
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), SENTINEL_RETRIES),
+        **options,
+    )
+
+
+def _addresses(items: str, setting: str) -> list[tuple[str, int]]:
+    addresses = [_host_port(item, setting) for item in items.split(",") if item.strip()]
+    if not addresses:
+        raise ValueError(f"{setting}: give host:port[,host:port...]")
+    return addresses
+
+
+def _host_port(item: str, setting: str = "IDP_REDIS_SENTINELS") -> tuple[str, int]:
     host, sep, port = item.strip().rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise ValueError(f"IDP_REDIS_SENTINELS: {item.strip()!r} is not host:port")
+        raise ValueError(f"{setting}: {item.strip()!r} is not host:port")
     return host.strip("[]"), int(port)

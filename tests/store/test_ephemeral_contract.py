@@ -1,5 +1,5 @@
 """Contract tests of the ephemeral store, run against the SQL table and (postgres backend) Redis,
-directly and through a Redis Sentinel."""
+directly, through a Redis Sentinel and on a Redis Cluster."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import pytest
 import redis
+from cluster_topology import Cluster, redis_cli, start_cluster
 from sentinel_topology import MASTER_NAME, Topology, redis_server, start_topology
 from sqlalchemy import Engine, delete, select
 
@@ -21,6 +22,7 @@ from idp.store.ephemeral import (
     RedisEphemeralStore,
     SqlEphemeralStore,
     build_ephemeral_store,
+    cluster_client,
     sentinel_client,
 )
 from idp.store.models import EphemeralEntry
@@ -95,7 +97,21 @@ def sentinel_master(redis_url: str | None, tmp_path_factory: pytest.TempPathFact
     topology.stop()
 
 
-@pytest.fixture(params=["sql", "redis", "sentinel"])
+@pytest.fixture(scope="session")
+def redis_cluster(redis_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Three primaries of a Redis Cluster of their own (redis-server processes on free loopback ports)."""
+    if redis_url is None:
+        pytest.skip("Redis runs only with IDP_TEST_BACKEND=postgres")
+    if redis_server() is None or redis_cli() is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("redis-server and redis-cli are required under CI=true", pytrace=False)
+        pytest.skip("no redis-server or redis-cli")
+    cluster = start_cluster(tmp_path_factory.mktemp("cluster"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sql", "redis", "sentinel", "cluster"])
 def h(request: pytest.FixtureRequest, redis_url: str | None, redis_prefix: str) -> Iterator[Harness]:
     if request.param == "sql":
         engine = request.getfixturevalue("sql_engine")
@@ -108,6 +124,8 @@ def h(request: pytest.FixtureRequest, redis_url: str | None, redis_prefix: str) 
     if request.param == "sentinel":  # the same contract through IDP_REDIS_SENTINELS
         topology = request.getfixturevalue("sentinel_master")
         client = sentinel_client(topology.sentinels, MASTER_NAME)
+    elif request.param == "cluster":  # the same contract through IDP_REDIS_CLUSTER_NODES
+        client = cluster_client(request.getfixturevalue("redis_cluster").nodes)
     else:
         client = redis.Redis.from_url(redis_url)
     yield _redis_harness(client, redis_prefix)
@@ -481,3 +499,16 @@ def test_build_ephemeral_store(sql_engine: Engine, redis_url: str | None) -> Non
     assert isinstance(build_ephemeral_store(sql_engine, None), SqlEphemeralStore)
     if redis_url is not None:
         assert isinstance(build_ephemeral_store(sql_engine, redis_url), RedisEphemeralStore)
+
+
+def test_build_ephemeral_store_on_a_cluster(sql_engine: Engine, redis_cluster: Cluster) -> None:
+    """IDP_REDIS_CLUSTER_NODES: one store over every primary; its keys spread over their slots."""
+    store = build_ephemeral_store(sql_engine, None, "spread:", cluster_nodes=redis_cluster.nodes)
+    assert isinstance(store, RedisEphemeralStore)
+    for n in range(60):
+        store.set(f"k{n}", "v", 60)
+        store.sadd(f"s{n}", "m", 60)  # a one-key MULTI
+        assert store.incr(f"c{n}", 60) == 1  # a one-key script
+    assert all(count > 0 for count in redis_cluster.keys_per_node("spread:*"))
+    assert [store.get(f"k{n}") for n in range(60)] == ["v"] * 60
+    assert all(store.smembers(f"s{n}") == {"m"} for n in range(60))

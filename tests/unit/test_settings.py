@@ -43,6 +43,7 @@ def test_values_are_read_and_typed():
         ({"IDP_ACCESS_TOKEN_TTL": "five"}, "integer"),
         ({"IDP_LOGOUT_WORKER": "maybe"}, "true or false"),
         ({"IDP_KEY_ROTATION_OVERLAP": "10"}, "OVERLAP"),
+        ({"IDP_REDIS_SENTINELS": "s:26379", "IDP_REDIS_CLUSTER_NODES": "n:6379"}, "exclude each other"),
     ],
 )
 def test_bad_values_are_refused_with_a_clear_message(env, message):
