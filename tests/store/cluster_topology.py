@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
-from sentinel_topology import _wait_until, free_port, redis_server
+from sentinel_topology import _wait_until, free_port, redis_server, stop_processes
 
 
 @dataclass
@@ -30,13 +30,7 @@ class Cluster:
         return counts
 
     def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(self.processes)
         self.processes.clear()
 
 

@@ -48,14 +48,19 @@ class Topology:
         return int(port)
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(list(self.processes.values()))
         self.processes.clear()
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate them all, then wait for each (killing one that does not stop within 10 s)."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def redis_server() -> str | None:

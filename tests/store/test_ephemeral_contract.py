@@ -83,15 +83,21 @@ def _redis_harness(client: redis.Redis, prefix: str) -> Harness:
     return Harness("redis", RedisEphemeralStore(client, prefix), time.sleep, remaining)
 
 
+def _need_redis_processes(redis_url: str | None, **binaries: str | None) -> None:
+    """Skip without Redis; without the binaries, fail under CI=true and skip elsewhere."""
+    if redis_url is None:
+        pytest.skip("Redis runs only with IDP_TEST_BACKEND=postgres")
+    missing = [name for name, path in binaries.items() if path is None]
+    if missing:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{' and '.join(missing)} required under CI=true", pytrace=False)
+        pytest.skip(f"no {' or '.join(missing)}")
+
+
 @pytest.fixture(scope="session")
 def sentinel_master(redis_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     """A master behind a Sentinel of its own (redis-server processes on free loopback ports)."""
-    if redis_url is None:
-        pytest.skip("Redis runs only with IDP_TEST_BACKEND=postgres")
-    if redis_server() is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("redis-server is required under CI=true", pytrace=False)
-        pytest.skip("no redis-server")
+    _need_redis_processes(redis_url, redis_server=redis_server())
     topology = start_topology(tmp_path_factory.mktemp("sentinel"))
     yield topology
     topology.stop()
@@ -100,12 +106,7 @@ def sentinel_master(redis_url: str | None, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="session")
 def redis_cluster(redis_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Three primaries of a Redis Cluster of their own (redis-server processes on free loopback ports)."""
-    if redis_url is None:
-        pytest.skip("Redis runs only with IDP_TEST_BACKEND=postgres")
-    if redis_server() is None or redis_cli() is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("redis-server and redis-cli are required under CI=true", pytrace=False)
-        pytest.skip("no redis-server or redis-cli")
+    _need_redis_processes(redis_url, redis_server=redis_server(), redis_cli=redis_cli())
     cluster = start_cluster(tmp_path_factory.mktemp("cluster"))
     yield cluster
     cluster.stop()
