@@ -5,6 +5,7 @@
 # package is preseeded to create no default database and the system service is left stopped.
 # redis-server: besides the Redis service the tests use, its binary runs the tests' own Redis master,
 # replica and Sentinel processes (tests/store/sentinel_topology.py) on free loopback ports.
+# redis-tools: redis-cli, which forms the tests' Redis Cluster (tests/store/cluster_topology.py).
 # nginx: tests/live/test_nodes.py runs its own nginx (a generated config, a free loopback port, every
 # path under the test's temporary directory) as the load balancer in front of several provider nodes.
 # Debian starts and enables the system nginx on port 80 when the package is installed; this script
@@ -13,6 +14,7 @@ set -euo pipefail
 
 PACKAGES=(
     redis-server
+    redis-tools
     slapd
     ldap-utils
     chromium
