@@ -88,6 +88,14 @@ return n
 """
 
 
+# SADD and EXPIRE as one command: atomic, one key (any Cluster slot), one round trip.
+_SADD_LUA = """
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
 class RedisEphemeralStore:
     """The ephemeral store on Redis; every key is prefixed. Works with or without decode_responses."""
 
@@ -95,6 +103,7 @@ class RedisEphemeralStore:
         self._r = client
         self._prefix = prefix
         self._incr = client.register_script(_INCR_LUA)
+        self._sadd = client.register_script(_SADD_LUA)
 
     def _k(self, key: str) -> str:
         return self._prefix + key
@@ -128,10 +137,7 @@ class RedisEphemeralStore:
 
     def sadd(self, key: str, member: str, ttl: int) -> None:
         _check_ttl(ttl)
-        with self._r.pipeline(transaction=True) as pipe:
-            pipe.sadd(self._k(key), member)
-            pipe.expire(self._k(key), ttl)
-            pipe.execute()
+        self._sadd(keys=[self._k(key)], args=[member, ttl])
 
     def smembers(self, key: str) -> builtins.set[str]:
         return {_text(m) for m in self._r.smembers(self._k(key))}
@@ -311,20 +317,29 @@ def cluster_client(nodes: str, redis_url: str | None = None) -> RedisCluster:
     from redis.backoff import ExponentialBackoff
     from redis.cluster import ClusterNode, RedisCluster
     from redis.connection import parse_url
-    from redis.retry import Retry
+    from redis.exceptions import ClusterDownError, TryAgainError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    class PatientCluster(RedisCluster):
+        """redis-py retries a failed cluster command at once, so every retry falls inside the seconds
+        a failed primary's replica takes to be promoted (cluster-node-timeout, then the election).
+        This one waits between attempts, with the Sentinel client's backoff (up to ~7.5 s)."""
+
+        def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+            backoff = ExponentialBackoff(cap=1.0, base=0.05)
+            for attempt in range(SENTINEL_RETRIES):
+                try:
+                    return super().execute_command(*args, **kwargs)
+                except (RedisConnectionError, RedisTimeoutError, ClusterDownError, TryAgainError):
+                    time.sleep(backoff.compute(attempt + 1))
+            return super().execute_command(*args, **kwargs)
 
     startup = [ClusterNode(host, port) for host, port in _addresses(nodes, "IDP_REDIS_CLUSTER_NODES")]
     options = (
         {k: v for k, v in parse_url(redis_url).items() if k in {"username", "password"}} if redis_url else {}
     )
-    return RedisCluster(
-        startup_nodes=startup,
-        socket_timeout=2,
-        socket_connect_timeout=2,
-        # while a failed primary's replica is promoted, commands to its slots fail: retry as Sentinel does
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), SENTINEL_RETRIES),
-        **options,
-    )
+    return PatientCluster(startup_nodes=startup, socket_timeout=2, socket_connect_timeout=2, **options)
 
 
 def _addresses(items: str, setting: str) -> list[tuple[str, int]]:

@@ -1,0 +1,43 @@
+"""The ephemeral store on Redis Cluster (IDP_REDIS_CLUSTER_NODES) through a primary's failure: the
+client follows the promoted replica and keeps what it had (real redis-server processes)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from cluster_topology import redis_cli, start_cluster
+from sentinel_topology import redis_server
+
+from idp.store.ephemeral import RedisEphemeralStore, cluster_client
+
+
+@pytest.fixture
+def cluster(tmp_path, backend):
+    if backend != "postgres":
+        pytest.skip("Redis runs only with IDP_TEST_BACKEND=postgres")
+    if redis_server() is None or redis_cli() is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("redis-server and redis-cli are required under CI=true", pytrace=False)
+        pytest.skip("no redis-server or redis-cli")
+    started = start_cluster(tmp_path, primaries=3, replicas=1)
+    yield started
+    started.stop()
+
+
+def test_a_primary_failure_loses_no_replicated_session_and_the_store_follows(cluster):
+    store = RedisEphemeralStore(cluster_client(cluster.nodes), "t:")
+    for n in range(50):
+        store.set(f"session:{n}", f"person-{n}", 600)
+    victim = cluster.primary_of("t:session:0")
+    with cluster.client(victim) as primary:
+        assert primary.wait(1, 5000) == 1  # its replica has every write so far
+    cluster.kill(victim)
+    started = time.monotonic()
+    assert store.get("session:0") == "person-0"  # waits out the promotion (retries), then answers
+    assert time.monotonic() - started < 15
+    assert cluster.primary_of("t:session:0") != victim
+    assert [store.get(f"session:{n}") for n in range(50)] == [f"person-{n}" for n in range(50)]
+    store.set("session:0", "again", 600)  # writes go to the promoted replica
+    assert store.get("session:0") == "again"
