@@ -311,7 +311,7 @@ def sentinel_client(sentinels: str, master: str, redis_url: str | None = None) -
 def cluster_client(nodes: str, redis_url: str | None = None) -> RedisCluster:
     """A Redis Cluster client, started from some of its nodes (`host:port,host:port`); it learns the
     slot map from them and follows it when slots move or a replica is promoted. Every command of the
-    store names one key (a one-key MULTI or script at most), so keys may live in any slot.
+    store names one key (a one-key script at most), so keys may live in any slot.
     `redis_url`, if given, supplies the user and password (its host, port and db are ignored: a
     cluster has database 0 only)."""
     from redis.backoff import ExponentialBackoff

@@ -508,7 +508,7 @@ def test_build_ephemeral_store_on_a_cluster(sql_engine: Engine, redis_cluster: C
     assert isinstance(store, RedisEphemeralStore)
     for n in range(60):
         store.set(f"k{n}", "v", 60)
-        store.sadd(f"s{n}", "m", 60)  # a one-key MULTI
+        store.sadd(f"s{n}", "m", 60)  # a one-key script
         assert store.incr(f"c{n}", 60) == 1  # a one-key script
     assert all(count > 0 for count in redis_cluster.keys_per_node("spread:*"))
     assert [store.get(f"k{n}") for n in range(60)] == ["v"] * 60
