@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
-from sentinel_topology import _wait_until, free_port, redis_server, stop_processes
+from sentinel_topology import _wait_until, free_port, loopback_client, redis_server, stop_processes
 
 
 @dataclass
@@ -26,12 +26,12 @@ class Cluster:
     def keys_per_node(self, pattern: str) -> list[int]:
         counts = []
         for port in self.ports:
-            with redis.Redis(host="127.0.0.1", port=port, socket_timeout=2) as node:
+            with loopback_client(port) as node:
                 counts.append(sum(1 for _ in node.scan_iter(match=pattern)))
         return counts
 
     def client(self, port: int) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+        return loopback_client(port)
 
     def primary_of(self, key: str) -> int:
         """The port of the primary that serves `key`'s slot now."""
@@ -92,7 +92,7 @@ def start_cluster(directory: Path, primaries: int = 3, replicas: int = 0) -> Clu
 
 def _answers(port: int) -> bool:
     try:
-        with redis.Redis(host="127.0.0.1", port=port, socket_timeout=1) as node:
+        with loopback_client(port, timeout=1) as node:
             return bool(node.ping())
     except redis.RedisError:
         return False
@@ -100,7 +100,7 @@ def _answers(port: int) -> bool:
 
 def _cluster_ok(port: int) -> bool:
     try:
-        with redis.Redis(host="127.0.0.1", port=port, socket_timeout=1) as node:
+        with loopback_client(port, timeout=1) as node:
             return node.cluster("info").get("cluster_state") == "ok"  # type: ignore[no-any-return]
     except redis.RedisError:
         return False

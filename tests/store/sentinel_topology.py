@@ -3,6 +3,7 @@ Sentinel, each its own `redis-server` process on a free port, nothing kept on di
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -11,9 +12,26 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import redis
 
 MASTER_NAME = "idp-test"
+
+
+def loopback_client(port: int, timeout: float = 2) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=timeout)
+
+
+def need_redis_processes(has_redis: bool, **binaries: str | None) -> None:
+    """Skip without Redis (the sqlite backend); without the binaries, fail under CI=true and skip
+    elsewhere."""
+    if not has_redis:
+        pytest.skip("Redis runs only with IDP_TEST_BACKEND=postgres")
+    missing = [name.replace("_", "-") for name, path in binaries.items() if path is None]
+    if missing:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{' and '.join(missing)} required under CI=true", pytrace=False)
+        pytest.skip(f"no {' or '.join(missing)}")
 
 
 def free_port() -> int:
@@ -34,7 +52,7 @@ class Topology:
         return f"127.0.0.1:{self.sentinel_port}"
 
     def client(self, port: int) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+        return loopback_client(port)
 
     def kill(self, port: int) -> None:
         """SIGKILL: no shutdown, no goodbye to the replicas or the Sentinel."""

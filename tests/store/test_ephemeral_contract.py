@@ -3,7 +3,6 @@ directly, through a Redis Sentinel and on a Redis Cluster."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +12,7 @@ from typing import TypeVar
 import pytest
 import redis
 from cluster_topology import Cluster, redis_cli, start_cluster
-from sentinel_topology import MASTER_NAME, Topology, redis_server, start_topology
+from sentinel_topology import MASTER_NAME, Topology, need_redis_processes, redis_server, start_topology
 from sqlalchemy import Engine, delete, select
 
 from idp.store.db import Base, build_engine
@@ -83,21 +82,10 @@ def _redis_harness(client: redis.Redis, prefix: str) -> Harness:
     return Harness("redis", RedisEphemeralStore(client, prefix), time.sleep, remaining)
 
 
-def _need_redis_processes(redis_url: str | None, **binaries: str | None) -> None:
-    """Skip without Redis; without the binaries, fail under CI=true and skip elsewhere."""
-    if redis_url is None:
-        pytest.skip("Redis runs only with IDP_TEST_BACKEND=postgres")
-    missing = [name for name, path in binaries.items() if path is None]
-    if missing:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{' and '.join(missing)} required under CI=true", pytrace=False)
-        pytest.skip(f"no {' or '.join(missing)}")
-
-
 @pytest.fixture(scope="session")
 def sentinel_master(redis_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     """A master behind a Sentinel of its own (redis-server processes on free loopback ports)."""
-    _need_redis_processes(redis_url, redis_server=redis_server())
+    need_redis_processes(redis_url is not None, redis_server=redis_server())
     topology = start_topology(tmp_path_factory.mktemp("sentinel"))
     yield topology
     topology.stop()
@@ -106,7 +94,7 @@ def sentinel_master(redis_url: str | None, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="session")
 def redis_cluster(redis_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Three primaries of a Redis Cluster of their own (redis-server processes on free loopback ports)."""
-    _need_redis_processes(redis_url, redis_server=redis_server(), redis_cli=redis_cli())
+    need_redis_processes(redis_url is not None, redis_server=redis_server(), redis_cli=redis_cli())
     cluster = start_cluster(tmp_path_factory.mktemp("cluster"))
     yield cluster
     cluster.stop()

@@ -3,24 +3,18 @@ client follows the promoted replica and keeps what it had (real redis-server pro
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 from cluster_topology import redis_cli, start_cluster
-from sentinel_topology import redis_server
+from sentinel_topology import need_redis_processes, redis_server
 
 from idp.store.ephemeral import RedisEphemeralStore, cluster_client
 
 
 @pytest.fixture
 def cluster(tmp_path, backend):
-    if backend != "postgres":
-        pytest.skip("Redis runs only with IDP_TEST_BACKEND=postgres")
-    if redis_server() is None or redis_cli() is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("redis-server and redis-cli are required under CI=true", pytrace=False)
-        pytest.skip("no redis-server or redis-cli")
+    need_redis_processes(backend == "postgres", redis_server=redis_server(), redis_cli=redis_cli())
     started = start_cluster(tmp_path, primaries=3, replicas=1)
     yield started
     started.stop()

@@ -6,24 +6,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from sentinel_topology import MASTER_NAME, redis_server, start_topology
+from sentinel_topology import MASTER_NAME, need_redis_processes, redis_server, start_topology
 
 from idp.settings import Settings
 from idp.store.ephemeral import RedisEphemeralStore, build_ephemeral_store, sentinel_client
 
-IN_CI_MESSAGE = "redis-server is required under CI=true (Debian package redis-server)"
-
 
 @pytest.fixture
 def topology(tmp_path, backend):
-    if backend != "postgres":
-        pytest.skip("Redis runs only with IDP_TEST_BACKEND=postgres")
-    if redis_server() is None:
-        import os
-
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(IN_CI_MESSAGE, pytrace=False)
-        pytest.skip("no redis-server")
+    need_redis_processes(backend == "postgres", redis_server=redis_server())
     started = start_topology(tmp_path, replicas=1)
     yield started
     started.stop()
