@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import bindparam, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_PAGE = 200
+IS_ADMIN = select(exists().where(AdminRoleRow.person_id == bindparam("person_id")))  # built once
 
 
 class AdminDenied(Exception):
@@ -163,7 +164,7 @@ class AdminService:
         """Asked at every login and authorization (admins must use a second factor): one EXISTS in
         autocommit, no ORM session."""
         with self._reader.connect() as conn:
-            return bool(conn.scalar(select(exists().where(AdminRoleRow.person_id == person_id))))
+            return bool(conn.scalar(IS_ADMIN, {"person_id": person_id}))
 
     def actor_for_person(
         self, person_id: str, *, auth_time: int | None, acr: str | None, address: str | None

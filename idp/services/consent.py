@@ -6,11 +6,18 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from idp.store.db import autocommit_reader
 from idp.store.models import ConsentRow
+
+# Asked at every authorization of a platform that is not first-party: one SELECT built once, in
+# autocommit (no ORM session, no BEGIN/ROLLBACK around it).
+GRANTED_SCOPE = select(ConsentRow.scope).where(
+    ConsentRow.person_id == bindparam("person_id"), ConsentRow.client_id == bindparam("client_id")
+)
 
 
 @dataclass(frozen=True)
@@ -25,15 +32,12 @@ class Consent:
 class ConsentService:
     def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], float] = time.time) -> None:
         self._sessions = sessions
+        self._reader = autocommit_reader(sessions)
         self._clock = clock
 
     def covers(self, person_id: str, client_id: str, scopes: Iterable[str]) -> bool:
-        with self._sessions() as session:
-            granted = session.scalar(
-                select(ConsentRow.scope).where(
-                    ConsentRow.person_id == person_id, ConsentRow.client_id == client_id
-                )
-            )
+        with self._reader.connect() as conn:
+            granted = conn.scalar(GRANTED_SCOPE, {"person_id": person_id, "client_id": client_id})
         return granted is not None and set(scopes) <= set(granted.split())
 
     def grant(self, person_id: str, client_id: str, scopes: Iterable[str]) -> None:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, select
+from sqlalchemy import ColumnElement, Row, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,6 +41,20 @@ MAX_GRANTED_BY_LENGTH = 64
 MAX_PAGE = 200
 GRANTED_BY_REGISTER = "register"
 _REGISTER_STATUSES = ("active", "suspended", "deregistered")
+_GRANTS = AgentAuthorisationRow.__table__
+# A person's unrevoked representative and entity-admin authorisations for entities that still exist:
+# asked at every login and every SSO authorization, so built once (compiled once, no construction
+# per call); whether one is in force now is the domain's `is_active`.
+SECOND_FACTOR_GRANTS = (
+    select(_GRANTS)
+    .join(LegalEntityRow, LegalEntityRow.id == _GRANTS.c.entity_id)
+    .where(
+        _GRANTS.c.person_id == bindparam("person_id"),
+        _GRANTS.c.revoked_at.is_(None),
+        _GRANTS.c.role.in_([Role.LEGAL_REPRESENTATIVE.value, Role.ENTITY_ADMIN.value]),
+        LegalEntityRow.status != EntityStatus.DEREGISTERED.value,
+    )
+)
 
 
 class EntityError(ValueError):
@@ -457,18 +471,8 @@ class EntityService:
         entity that still exists (not deregistered): they must use a second factor. Asked at every
         login and authorization, so a Core read in autocommit (no ORM session, no BEGIN/ROLLBACK)."""
         now = self._now()
-        grants = AgentAuthorisationRow.__table__
         with self._reader.connect() as conn:
-            rows = conn.execute(
-                select(grants)
-                .join(LegalEntityRow, LegalEntityRow.id == grants.c.entity_id)
-                .where(
-                    grants.c.person_id == person_id,
-                    grants.c.revoked_at.is_(None),
-                    grants.c.role.in_([Role.LEGAL_REPRESENTATIVE.value, Role.ENTITY_ADMIN.value]),
-                    LegalEntityRow.status != EntityStatus.DEREGISTERED.value,
-                )
-            ).all()
+            rows = conn.execute(SECOND_FACTOR_GRANTS, {"person_id": person_id}).all()
         return any(_to_authorisation(r).is_active(now) for r in rows)
 
     def authorisations_of_entity(

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Table, bindparam, func, or_, select
+from sqlalchemy import Row, Select, Table, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,15 +29,29 @@ from idp.store.models import PersonRow
 PERSONS: Table = PersonRow.__table__  # type: ignore[assignment]
 # What a Person holds, by id: built once (compiled once), and only the columns it needs. Neither the
 # password hash nor the sealed ID number leaves the database for a userinfo answer.
-GET_PERSON = select(
-    *(
-        PERSONS.c[name]
-        for name in (
-            "id", "username", "name", "email", "email_verified", "phone_number", "id_number_masked",
-            "verified_at", "totp_enabled_at", "disabled",
-        )
+PERSON_COLUMNS = tuple(
+    PERSONS.c[name]
+    for name in (
+        "id", "username", "name", "email", "email_verified", "phone_number", "id_number_masked",
+        "verified_at", "totp_enabled_at", "disabled",
     )
-).where(PERSONS.c.id == bindparam("person_id"))  # fmt: skip
+)  # fmt: skip
+GET_PERSON = select(*PERSON_COLUMNS).where(PERSONS.c.id == bindparam("person_id"))
+# The account a login names, with its password hash: by username or mobile number, and by the ID
+# number's blind index when the identifier looks like one. Built once, like GET_PERSON: a login
+# otherwise spends more building and caching the statement than PostgreSQL spends running it.
+_BY_NAME_OR_PHONE = (
+    PERSONS.c.username == bindparam("identifier"),
+    PERSONS.c.phone_number == bindparam("identifier"),
+)
+FIND_ACCOUNT: Select[Any] = (
+    select(*PERSON_COLUMNS, PERSONS.c.password_hash).where(or_(*_BY_NAME_OR_PHONE)).limit(1)
+)
+FIND_ACCOUNT_OR_ID: Select[Any] = (
+    select(*PERSON_COLUMNS, PERSONS.c.password_hash)
+    .where(or_(*_BY_NAME_OR_PHONE, PERSONS.c.id_number_index == bindparam("index")))
+    .limit(1)
+)
 
 MAX_PAGE = 200
 
@@ -347,12 +361,13 @@ class PersonService:
     def _find_account(self, identifier: str) -> tuple[Person, str | None] | None:
         if not identifier or len(identifier) > 128:
             return None
-        conditions = [PersonRow.username == identifier, PersonRow.phone_number == identifier]
+        params = {"identifier": identifier}
+        statement = FIND_ACCOUNT
         if looks_like_resident_id(identifier):
-            conditions.append(PersonRow.id_number_index == self._blind_index(identifier.upper()))
-        with self._sessions() as session:
-            row = session.scalars(select(PersonRow).where(or_(*conditions)).limit(1)).first()
-            return (_to_person(row), row.password_hash) if row is not None else None
+            params["index"], statement = self._blind_index(identifier.upper()), FIND_ACCOUNT_OR_ID
+        with self._reader.connect() as conn:
+            row = conn.execute(statement, params).first()
+        return (_to_person(row), row.password_hash) if row is not None else None
 
 
 def validate_person_data(data: dict[str, Any]) -> tuple[str, IdentityDocument | None]:
