@@ -124,6 +124,7 @@ def main() -> None:
             "CERTS_CLIENT_SECRET": secret_of(seed, "certificates"),
             "CERTS_BASE_URL": CERTIFICATES,
             "CERTS_ISSUER_CLIENTS": {"market-bureau": MARKET_BUREAU},
+            "CERTS_KEY_DIR": str(ROOT / "keys" / "certificates"),
         }
     )
     company = seed["legal_entities"][0]

@@ -16,7 +16,9 @@ from adapters.certificates.api import api_blueprint
 from adapters.certificates.database import Database
 from adapters.certificates.licences import LicenceError
 from adapters.certificates.pages import pages_blueprint
+from adapters.certificates.sealing import KeySealer, load_kek
 from adapters.certificates.settings import Settings
+from adapters.certificates.signing import prepare_keys
 from adapters.rp_kit import MemorySessionStore, RedisSessionStore, RelyingParty, SessionStore
 
 log = logging.getLogger(__name__)
@@ -47,8 +49,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update({k: v for k, v in config.items() if not k.startswith("CERTS_")})
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, KeySealer(load_kek(settings.kek, settings.key_dir)))
     db.create_tables()
+    with db.transaction() as session:
+        sealed = prepare_keys(session)
+    if sealed:
+        log.info("sealed %d department private key(s) stored in plain form before sealing existed", sealed)
     rp = RelyingParty(
         app,
         issuer=settings.issuer,

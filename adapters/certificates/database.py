@@ -11,17 +11,20 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.certificates.models import Base
+from adapters.certificates.sealing import KeySealer
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    """`sealer` seals and opens the departments' private keys (`session.info["key_sealer"]`)."""
+
+    def __init__(self, url: str, sealer: KeySealer) -> None:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
         self.engine = create_engine(url)
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_foreign_keys)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False, info={"key_sealer": sealer})
 
     def create_tables(self) -> None:
         Base.metadata.create_all(self.engine)

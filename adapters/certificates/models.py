@@ -30,7 +30,7 @@ class IssuerKey(Base):
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)
     issuer_code: Mapped[str] = mapped_column(ForeignKey("issuers.code"), index=True)
-    private_jwk: Mapped[str] = mapped_column(Text)
+    private_jwk: Mapped[str] = mapped_column(Text)  # sealed under the service's KEK (sealing.py)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 

@@ -24,6 +24,10 @@ class Settings:
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     redis_url: str | None = None  # share login sessions between workers
     issuer_clients: Mapping[str, str] = field(default_factory=dict)  # department client_id -> issuer code
+    # the KEK that seals the departments' private keys (adapters/certificates/sealing.py): CERTS_KEK,
+    # else the file CERTS_KEY_DIR/kek, made on first start
+    kek: str | None = field(default=None, repr=False)
+    key_dir: str = "keys/certificates"
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
@@ -32,7 +36,17 @@ class Settings:
             return config[key] if key in config else env.get(key)
 
         values: dict[str, Any] = {}
-        for name in ("database_url", "issuer", "client_id", "client_secret", "base_url", "secret_key"):
+        names = (
+            "database_url",
+            "issuer",
+            "client_id",
+            "client_secret",
+            "base_url",
+            "secret_key",
+            "kek",
+            "key_dir",
+        )
+        for name in names:
             if read(name) is not None:
                 values[name] = str(read(name))
         values["redis_url"] = read("redis_url") or None

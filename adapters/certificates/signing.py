@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from adapters.certificates.models import Issuer, IssuerKey, Licence
+from adapters.certificates.sealing import KeySealer, is_sealed
 
 ALG = "ES256"
 LICENCE_TYP = "licence+jws"  # RFC 7515 §4.1.9: what the signed object is
@@ -45,7 +46,7 @@ def canonical_bytes(metadata: dict[str, Any]) -> bytes:
 def sign_licence(session: Session, licence: Licence) -> str:
     """The compact JWS of the issuing department's current key over the licence's metadata."""
     key_row = current_key(session, licence.issuer_code)
-    key = ECKey.import_key(json.loads(key_row.private_jwk))
+    key = private_key(session, key_row)
     header = {"alg": ALG, "kid": key_row.kid, "typ": LICENCE_TYP}
     return jws.serialize_compact(header, canonical_bytes(canonical_metadata(licence)), key, algorithms=[ALG])
 
@@ -86,13 +87,35 @@ def rotate_key(session: Session, issuer_code: str) -> IssuerKey:
     return key
 
 
+def _sealer(session: Session) -> KeySealer:
+    return session.info["key_sealer"]  # type: ignore[no-any-return]  # Database's sessionmaker sets it
+
+
+def private_key(session: Session, row: IssuerKey) -> ECKey:
+    return ECKey.import_key(json.loads(_sealer(session).open(row.kid, row.private_jwk)))
+
+
+def prepare_keys(session: Session) -> int:
+    """At start: seal the private keys that rows written before sealing existed hold in plain form,
+    and check that every sealed one opens under this KEK (a wrong CERTS_KEK stops the start with a
+    clear SealingError, not a failure at the first licence). Returns how many were sealed."""
+    sealer, sealed = _sealer(session), 0
+    for row in session.scalars(select(IssuerKey)):
+        if is_sealed(row.private_jwk):
+            sealer.open(row.kid, row.private_jwk)
+        else:
+            row.private_jwk = sealer.seal(row.kid, row.private_jwk)
+            sealed += 1
+    return sealed
+
+
 def _new_key(session: Session, issuer_code: str) -> IssuerKey:
     key = ECKey.generate_key("P-256", private=True)
     kid = f"{issuer_code}.{key.thumbprint()[:16]}"  # kid per department: who signed is visible at a glance
     row = IssuerKey(
         kid=kid,
         issuer_code=issuer_code,
-        private_jwk=json.dumps(key.as_dict(private=True)),
+        private_jwk=_sealer(session).seal(kid, json.dumps(key.as_dict(private=True))),
         created_at=datetime.now(UTC),
     )
     session.add(row)
@@ -104,7 +127,7 @@ def public_jwks(session: Session) -> dict[str, Any]:
     """Every department key ever used, public parts only (RFC 7517 §5)."""
     keys = []
     for row in session.scalars(select(IssuerKey).order_by(IssuerKey.issuer_code, IssuerKey.created_at)):
-        public = ECKey.import_key(json.loads(row.private_jwk)).as_dict(private=False)
+        public = private_key(session, row).as_dict(private=False)
         keys.append({**public, "kid": row.kid, "alg": ALG, "use": "sig"})
     return {"keys": keys}
 
@@ -122,7 +145,7 @@ def verify_signature(session: Session, value: str) -> dict[str, Any]:
     row = session.get(IssuerKey, kid) if isinstance(kid, str) and len(kid) <= 64 else None
     if row is None:
         raise SignatureProblem("the licence is signed with a key no department publishes")
-    public = ECKey.import_key(json.loads(row.private_jwk)).as_dict(private=False)
+    public = private_key(session, row).as_dict(private=False)
     try:
         payload = jws.deserialize_compact(value, ECKey.import_key(public), algorithms=[ALG]).payload
         metadata = json.loads(payload)

@@ -343,6 +343,7 @@ def certificates(tmp_path: Any, provider: ExchangingProvider) -> Iterator[Any]:
             "CERTS_ISSUER": provider.url,
             "CERTS_CLIENT_ID": CERTS,
             "CERTS_ISSUER_CLIENTS": f"{MARKET}=SAMR-FZ",
+            "CERTS_KEY_DIR": str(tmp_path / "certificates-keys"),
         }
     )
     seed(app, {"issuers": [{"code": "SAMR-FZ", "name": "福州市市场监督管理局"}]})

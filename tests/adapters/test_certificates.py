@@ -13,10 +13,12 @@ import pytest
 from joserfc import jws
 from joserfc.jwk import ECKey
 from kit_platform import FakeProvider, make_key
+from sqlalchemy import select
 
 from adapters.certificates import create_app, seed
 from adapters.certificates.identifiers import uscc_problem
-from adapters.certificates.models import Licence
+from adapters.certificates.models import IssuerKey, Licence
+from adapters.certificates.sealing import SealingError
 from adapters.certificates.signing import rotate_key
 from adapters.rp_kit.relying_party import SESSION_KEY
 
@@ -29,19 +31,22 @@ ZHANG, LI = "person-zhang", "person-li"
 TODAY = datetime.now(timezone(timedelta(hours=8))).date()  # validity dates are China's calendar days
 
 
+def app_config(tmp_path: Any, fake_provider: FakeProvider) -> dict[str, Any]:
+    return {
+        "TESTING": True,
+        "CERTS_DATABASE_URL": f"sqlite:///{tmp_path / 'certificates.sqlite3'}",
+        "CERTS_ISSUER": fake_provider.url,
+        "CERTS_CLIENT_ID": SERVICE,
+        "CERTS_CLIENT_SECRET": "certificates-secret-0123456789-0123456789",
+        "CERTS_ISSUER_CLIENTS": f"{MARKET}=SAMR-FZ,{HEALTH}=HEALTH-FZ",
+        "CERTS_SECRET_KEY": "test-secret",
+        "CERTS_KEY_DIR": str(tmp_path / "keys"),
+    }
+
+
 @pytest.fixture
 def app(tmp_path: Any, fake_provider: FakeProvider) -> Any:
-    app = create_app(
-        {
-            "TESTING": True,
-            "CERTS_DATABASE_URL": f"sqlite:///{tmp_path / 'certificates.sqlite3'}",
-            "CERTS_ISSUER": fake_provider.url,
-            "CERTS_CLIENT_ID": SERVICE,
-            "CERTS_CLIENT_SECRET": "certificates-secret-0123456789-0123456789",
-            "CERTS_ISSUER_CLIENTS": f"{MARKET}=SAMR-FZ,{HEALTH}=HEALTH-FZ",
-            "CERTS_SECRET_KEY": "test-secret",
-        }
-    )
+    app = create_app(app_config(tmp_path, fake_provider))
     seed(
         app,
         {
@@ -281,6 +286,82 @@ def test_licences_verify_after_the_department_key_rotates(
     published = client.get("/.well-known/jwks.json").json["keys"]
     assert {kid(old["signature"]), kid(new["signature"])} <= {key["kid"] for key in published}
     assert all("d" not in key and key["alg"] == "ES256" for key in published)
+
+
+# -- the departments' private keys are sealed at rest --------------------------------------------------
+
+
+def key_rows(app: Any) -> dict[str, str]:
+    with app.extensions["certificates"].db.transaction() as session:
+        return {row.kid: row.private_jwk for row in session.scalars(select(IssuerKey))}
+
+
+def test_department_private_keys_are_stored_sealed(
+    app: Any, client: Any, fake_provider: FakeProvider
+) -> None:
+    issued = issue(client, fake_provider)
+    ((kid, stored),) = key_rows(app).items()
+    assert stored.startswith("sealed.v1.") and '"d"' not in stored and "P-256" not in stored
+    private = json.loads(
+        app.extensions["certificates"].db.sessions.kw["info"]["key_sealer"].open(kid, stored)
+    )
+    assert private["kty"] == "EC" and private["d"]  # the seal opens to the key that signed
+    assert verify(client, licence=issued["signature"])["valid"] is True
+
+
+def test_a_sealed_key_opens_only_under_its_own_kid(
+    app: Any, client: Any, fake_provider: FakeProvider
+) -> None:
+    issue(client, fake_provider)
+    ((kid, stored),) = key_rows(app).items()
+    sealer = app.extensions["certificates"].db.sessions.kw["info"]["key_sealer"]
+    with pytest.raises(SealingError, match="does not open"):
+        sealer.open("HEALTH-FZ.0000000000000000", stored)  # copied onto another key's row
+    tampered = stored[:-4] + ("AAAA" if not stored.endswith("AAAA") else "BBBB")
+    with pytest.raises(SealingError, match="does not open"):
+        sealer.open(kid, tampered)
+
+
+def test_plain_keys_from_before_sealing_are_sealed_at_start_and_still_sign(
+    tmp_path: Any, app: Any, client: Any, fake_provider: FakeProvider
+) -> None:
+    issued = issue(client, fake_provider)
+    ((kid, stored),) = key_rows(app).items()
+    plain = app.extensions["certificates"].db.sessions.kw["info"]["key_sealer"].open(kid, stored)
+    with app.extensions["certificates"].db.transaction() as session:
+        session.get(IssuerKey, kid).private_jwk = plain  # as an older release wrote it
+    restarted = create_app({**app_config(tmp_path, fake_provider), "TESTING": True})
+    assert key_rows(restarted)[kid].startswith("sealed.v1.")
+    again = restarted.test_client()
+    assert verify(again, licence=issued["signature"])["valid"] is True
+    second = issue(again, fake_provider, number="350100000099998")
+    assert verify(again, licence=second["signature"])["valid"] is True
+
+
+def test_a_wrong_or_malformed_kek_stops_the_start_with_a_clear_error(
+    tmp_path: Any, app: Any, client: Any, fake_provider: FakeProvider
+) -> None:
+    issue(client, fake_provider)
+    config = app_config(tmp_path, fake_provider)
+    other = base64.urlsafe_b64encode(bytes(range(32))).decode()
+    with pytest.raises(SealingError, match="does not open under this KEK"):
+        create_app({**config, "CERTS_KEK": other})
+    with pytest.raises(SealingError, match="CERTS_KEK holds 3 bytes"):
+        create_app({**config, "CERTS_KEK": "AAAA"})
+    with pytest.raises(SealingError, match="not base64url"):
+        create_app({**config, "CERTS_KEK": "not base64!"})
+
+
+def test_the_kek_file_is_made_once_private_and_reused(tmp_path: Any, fake_provider: FakeProvider) -> None:
+    config = app_config(tmp_path, fake_provider)
+    create_app(config)
+    kek_file = tmp_path / "keys" / "kek"
+    first = kek_file.read_text()
+    assert (
+        kek_file.stat().st_mode & 0o777 == 0o600 and len(base64.urlsafe_b64decode(first.strip() + "=")) == 32
+    )
+    create_app(config)
+    assert kek_file.read_text() == first
 
 
 def test_expired_status_is_computed(client: Any, fake_provider: FakeProvider) -> None:

@@ -154,6 +154,7 @@ def world(
             "CERTS_BASE_URL": urls["certificates"],
             "CERTS_SECRET_KEY": "e2e-certificates",
             "CERTS_ISSUER_CLIENTS": f"{MARKET}=SAMR-FZ",
+            "CERTS_KEY_DIR": str(tmp_path / "certificates-keys"),
         }
     )
     seed_certificates(
