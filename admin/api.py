@@ -21,7 +21,7 @@ from admin.auth import api_actor, api_error
 from admin.context import API_PREFIX
 from idp.domain.entities import AgentAuthorisation, LegalEntity
 from idp.domain.models import Client, Person, SsoSession
-from idp.services.admin import AdminGrant, AdminInputError, Page, PersonDetail
+from idp.services.admin import AdminGrant, AdminInputError, Page, PersonDetail, kept_metadata
 from idp.services.audit import AuditFilter
 from idp.web.context import web
 
@@ -229,6 +229,9 @@ def _client(client: Client, secret: str | None = None) -> dict[str, Any]:
         "backchannel_logout_session_required": client.backchannel_logout_session_required,
         "minimum_acr": client.minimum_acr,
         "jwks": client.jwks,
+        "token_exchange": [],
+        "audiences": [],
+        **kept_metadata(client),  # the targets, as an update takes them
         "disabled": client.disabled,
     }
     if secret:

@@ -8,7 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from idp.domain.admin import ROLES
-from idp.services.clients import AUTH_METHODS, GRANT_TYPES, ID_TOKEN_ALGS, TOKEN_FORMATS
+from idp.services.clients import (
+    AUTH_METHODS,
+    GRANT_TYPES,
+    ID_TOKEN_ALGS,
+    MAX_EXCHANGE_SCOPES,
+    MAX_EXCHANGE_TARGETS,
+    TOKEN_FORMATS,
+)
 from idp.services.signing_keys import SUPPORTED_ALGS
 
 # -- limits shared with admin.api -----------------------------------------------------------------------
@@ -162,6 +169,26 @@ def _object(properties: dict[str, Any], required: list[str] | None = None, **ext
 
 
 _URIS = {"type": "array", "maxItems": MAX_URIS, "items": _string(MAX_URI, minLength=1)}
+_SCOPE_LIST = {"type": "array", "minItems": 1, "maxItems": MAX_EXCHANGE_SCOPES, "items": {"type": "string"}}
+_TARGET = _object(
+    {"audience": _string(MAX_ID, minLength=1), "scopes": _SCOPE_LIST}, additionalProperties=False
+)
+
+
+def _targets(description: str) -> dict[str, Any]:
+    return {"type": "array", "maxItems": MAX_EXCHANGE_TARGETS, "items": _TARGET, "description": description}
+
+
+_TOKEN_EXCHANGE = _targets(
+    "RFC 8693: the services (client_ids) this confidential client may exchange a person's access token"
+    " for, each with the scopes it may ask; empty or absent: no token exchange. Left out of an update,"
+    " the client's targets are kept."
+)
+_AUDIENCES = _targets(
+    "Client credentials for another service: the services (client_ids) this client may ask a token for"
+    " with the `audience` parameter, each with the resource scopes `<service>:<permission>` it may ask;"
+    " needs the client_credentials grant. Left out of an update, the client's audiences are kept."
+)
 
 SCHEMAS: dict[str, Any] = {
     "Error": _object(
@@ -184,6 +211,8 @@ SCHEMAS: dict[str, Any] = {
             "backchannel_logout_session_required": {"type": "boolean"},
             "minimum_acr": _STR_OR_NULL,
             "jwks": {"type": ["object", "null"]},
+            "token_exchange": _TOKEN_EXCHANGE,
+            "audiences": _AUDIENCES,
             "disabled": {"type": "boolean"},
             "client_secret": {"type": "string", "description": "Only when generated: shown once."},
         },
@@ -216,6 +245,8 @@ SCHEMAS: dict[str, Any] = {
             "backchannel_logout_session_required": {"type": "boolean"},
             "minimum_acr": _nullable(_string(64)),
             "jwks": _nullable({"type": "object"}),
+            "token_exchange": _TOKEN_EXCHANGE,
+            "audiences": _AUDIENCES,
         },
     },
     "ClientSecret": _object({"client_id": {"type": "string"}, "client_secret": {"type": "string"}}),

@@ -158,6 +158,50 @@ def test_clients_register_read_update_disable_enable_rotate(client, services, h)
     assert all(e["actor"] == "client:automation" for e in events(services, event="admin.client."))
 
 
+def test_token_exchange_targets_and_audiences_are_read_written_and_kept(client, services, h):
+    """RFC 8693 targets and client-credentials audiences through the API: shown on read, kept by an
+    update that leaves them out, replaced or cleared by one that names them, checked like DCR's."""
+    grants = {"grant_types": ["authorization_code", "refresh_token", "client_credentials"]}
+    exchange = [{"audience": "e-certificates", "scopes": ["certificates:read"]}]
+    audiences = [{"audience": "case-service", "scopes": ["cases:read", "cases:apply"]}]
+    body = platform(**grants, token_exchange=exchange, audiences=audiences)
+    created = client.post(f"{API}/clients", json=body, headers=h)
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["token_exchange"] == exchange and created.get_json()["audiences"] == audiences
+    stored = services.clients.get("platform-a")
+    assert [(t.audience, list(t.scopes)) for t in stored.token_exchange] == [
+        ("e-certificates", ["certificates:read"])
+    ]
+
+    kept = client.put(
+        f"{API}/clients/platform-a", json=platform(client_name="Platform B", **grants), headers=h
+    )
+    assert kept.status_code == 200, kept.get_json()
+    assert kept.get_json()["token_exchange"] == exchange and kept.get_json()["audiences"] == audiences
+
+    narrowed = [{"audience": "e-certificates", "scopes": ["certificates:verify"]}]
+    replaced = client.put(
+        f"{API}/clients/platform-a", json=platform(**grants, token_exchange=narrowed, audiences=[]), headers=h
+    )
+    assert replaced.get_json()["token_exchange"] == narrowed and replaced.get_json()["audiences"] == []
+    assert client.get(f"{API}/clients/platform-a", headers=h).get_json()["token_exchange"] == narrowed
+
+    plain = client.post(f"{API}/clients", json=platform("platform-c"), headers=h).get_json()
+    assert plain["token_exchange"] == [] and plain["audiences"] == []
+    refused = [
+        {"token_exchange": [{"audience": "x", "scopes": ["admin:super_admin"]}]},
+        {"token_exchange": [{"audience": "x"}]},
+        {"token_exchange": "e-certificates"},
+        {"audiences": [{"audience": "case-service", "scopes": ["cases:read"]}]},  # no client_credentials
+        {"token_exchange": [{"audience": "x", "scopes": ["a"], "extra": 1}]},
+    ]
+    for index, change in enumerate(refused):
+        response = client.post(f"{API}/clients", json=platform(f"refused-{index}", **change), headers=h)
+        assert response.status_code == 400, (index, response.get_json())
+        assert response.get_json()["error"] == "invalid_client_metadata", response.get_json()
+        assert services.clients.get(f"refused-{index}") is None
+
+
 def test_clients_refusals(client, services, h):
     client.post(f"{API}/clients", json=platform(), headers=h)
     assert client.post(f"{API}/clients", json=platform(), headers=h).get_json()["error"] == "duplicate"
