@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from idp.store import models  # noqa: F401 - registers tables
 from idp.store.db import Base, build_engine
-from idp.store.migrate import SchemaNotCurrent, check_schema, upgrade_database
+from idp.store.migrate import SchemaNotCurrent, alembic_config, check_schema, upgrade_database
 
 
 # SQLite cannot reflect expression indexes (lower(email)), so there they are skipped by the comparison
@@ -136,3 +137,62 @@ def test_the_startup_check_reads_the_same_revisions_as_alembic():
     heads, known = revisions()
     assert heads == set(scripts.get_heads())
     assert known == {rev.revision for rev in scripts.walk_revisions()}
+
+
+# -- indexes added to big live tables are built without blocking writes (PostgreSQL) ----------------
+
+LATER_INDEXES = {
+    "ix_persons_email_lower": "persons",
+    "ix_tokens_client_id": "tokens",
+    "ix_tokens_audience": "tokens",
+    "ix_tokens_expires_at": "tokens",
+}
+
+
+def test_indexes_on_live_tables_are_built_concurrently_and_an_interrupted_build_is_redone(
+    backend, scratch_url
+):
+    """Migrations 0007 and 0008 add indexes to persons and tokens, which hold millions of rows in
+    production: CREATE INDEX CONCURRENTLY, so writes go on while they are built. An earlier run that
+    was interrupted leaves an invalid index of the same name, which is dropped and built again."""
+    if backend != "postgres":
+        pytest.skip("CONCURRENTLY is PostgreSQL's; SQLite builds the index in its one transaction")
+    upgrade_database(scratch_url, "0006")
+    engine = sa.create_engine(scratch_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:  # an interrupted build: an INVALID index under the name 0007 uses
+        conn.execute(sa.text("CREATE TABLE interrupted (v integer)"))
+        conn.execute(sa.text("INSERT INTO interrupted VALUES (1), (1)"))
+        with pytest.raises(sa.exc.IntegrityError):
+            conn.execute(
+                sa.text("CREATE UNIQUE INDEX CONCURRENTLY ix_persons_email_lower ON interrupted (v)")
+            )
+
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(" ".join(statement.split()))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+    try:
+        upgrade_database(scratch_url)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+
+    for name in LATER_INDEXES:
+        assert any(s.startswith(f"CREATE INDEX CONCURRENTLY {name} ") for s in statements), name
+    query = sa.text(
+        "SELECT c.relname, t.relname, i.indisvalid, i.indisunique FROM pg_index i"
+        " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid"
+        " WHERE c.relname = ANY(:names)"
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query, {"names": list(LATER_INDEXES)}).all()
+        built = {index: (table, valid, unique) for index, table, valid, unique in rows}
+        assert built == {name: (table, True, False) for name, table in LATER_INDEXES.items()}
+
+    command.downgrade(alembic_config(scratch_url), "0006")
+    with engine.connect() as conn:
+        assert conn.execute(query, {"names": list(LATER_INDEXES)}).all() == []
+    upgrade_database(scratch_url)
+    engine.dispose()
+    _check(scratch_url)

@@ -13,15 +13,34 @@ branch_labels = None
 depends_on = None
 
 
+INDEXES = (
+    ("ix_tokens_client_id", "client_id"),
+    ("ix_tokens_audience", "audience"),
+    ("ix_tokens_expires_at", "expires_at"),
+)
+
+
 def upgrade() -> None:
-    with op.batch_alter_table('tokens', schema=None) as batch_op:
-        batch_op.create_index('ix_tokens_client_id', ['client_id'], unique=False)
-        batch_op.create_index('ix_tokens_audience', ['audience'], unique=False)
-        batch_op.create_index('ix_tokens_expires_at', ['expires_at'], unique=False)
+    if op.get_bind().dialect.name == "postgresql":
+        # tokens is the busiest table: CONCURRENTLY keeps token issuance running while each index is
+        # built (not possible inside a transaction). An interrupted build leaves an invalid index of
+        # the same name: dropped first.
+        with op.get_context().autocommit_block():
+            for name, column in INDEXES:
+                op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+                op.create_index(name, "tokens", [column], postgresql_concurrently=True)
+        return
+    with op.batch_alter_table("tokens", schema=None) as batch_op:
+        for name, column in INDEXES:
+            batch_op.create_index(name, [column], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('tokens', schema=None) as batch_op:
-        batch_op.drop_index('ix_tokens_expires_at')
-        batch_op.drop_index('ix_tokens_audience')
-        batch_op.drop_index('ix_tokens_client_id')
+    if op.get_bind().dialect.name == "postgresql":
+        with op.get_context().autocommit_block():
+            for name, _column in reversed(INDEXES):
+                op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+        return
+    with op.batch_alter_table("tokens", schema=None) as batch_op:
+        for name, _column in reversed(INDEXES):
+            batch_op.drop_index(name)
