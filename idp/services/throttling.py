@@ -73,12 +73,12 @@ class LoginThrottle:
     def check(self, identifier: str, address: str) -> Verdict:
         """May this attempt be checked now? A refusal must be answered like a wrong password."""
         now = self._clock()
-        waits = [
-            self._until(self._account_key("login-lock", identifier), now),
-            self._until(self._account_key("login-wait", identifier), now),
-            self._until(self._address_key("login-lock", address), now),
+        keys = [
+            self._account_key("login-lock", identifier),
+            self._account_key("login-wait", identifier),
+            self._address_key("login-lock", address),
         ]
-        retry_after = max(waits)
+        retry_after = max(_seconds_until(raw, now) for raw in self._store.get_many(keys))  # one round trip
         return Verdict(allowed=retry_after == 0, retry_after=retry_after)
 
     def record_failure(self, identifier: str, address: str) -> None:
@@ -101,8 +101,9 @@ class LoginThrottle:
 
     def record_success(self, identifier: str, address: str) -> None:
         """A good password on an allowed attempt: the account starts afresh (the address does not)."""
-        for prefix in ("login-fail", "login-wait"):
-            self._store.delete(self._account_key(prefix, identifier))
+        self._store.delete(
+            *(self._account_key(prefix, identifier) for prefix in ("login-fail", "login-wait"))
+        )
 
     def record(self, identifier: str, address: str, *, succeeded: bool) -> None:
         """`record_success` or `record_failure`, for a one-line call from the login view."""
@@ -116,13 +117,13 @@ class LoginThrottle:
 
     def unlock(self, identifier: str) -> None:
         """Admins: lift the lock and the delay of an account identifier and forget its failures."""
-        for prefix in ("login-lock", "login-wait", "login-fail"):
-            self._store.delete(self._account_key(prefix, identifier))
+        self._store.delete(
+            *(self._account_key(prefix, identifier) for prefix in ("login-lock", "login-wait", "login-fail"))
+        )
 
     def unlock_address(self, address: str) -> None:
         """Admins: lift the block of a client address (e.g. a government office behind one NAT)."""
-        for prefix in ("login-lock", "login-fail"):
-            self._store.delete(self._address_key(prefix, address))
+        self._store.delete(*(self._address_key(prefix, address) for prefix in ("login-lock", "login-fail")))
 
     def _hold(self, key: str, now: float, seconds: int, *, extend: bool = True) -> None:
         """Refuse attempts until now + seconds; with extend=False an existing hold is kept as it is."""
@@ -133,12 +134,7 @@ class LoginThrottle:
             self._store.add(key, value, ttl)
 
     def _until(self, key: str, now: float) -> int:
-        raw = self._store.get(key)
-        try:
-            until = int(raw) if raw else 0
-        except ValueError:
-            return 0
-        return max(0, math.ceil(until - now))
+        return _seconds_until(self._store.get(key), now)
 
     @staticmethod
     def _account_hash(identifier: str) -> str:
@@ -154,3 +150,12 @@ class LoginThrottle:
 
     def _address_key(self, prefix: str, address: str) -> str:
         return f"{prefix}:addr:{self._address_hash(address) or '-'}"
+
+
+def _seconds_until(raw: str | None, now: float) -> int:
+    """Whole seconds until the epoch time a hold key stores (0: no hold, expired or unreadable)."""
+    try:
+        until = int(raw) if raw else 0
+    except ValueError:
+        return 0
+    return max(0, math.ceil(until - now))

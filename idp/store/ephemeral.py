@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import redis
@@ -43,14 +43,17 @@ class EphemeralStore(Protocol):
     def get(self, key: str) -> str | None:
         """The value, or None if absent or expired."""
 
+    def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        """`get` of each key, in order, in one round trip where the backend allows it."""
+
     def take(self, key: str) -> str | None:
         """Atomically get and delete: of many concurrent callers exactly one gets the value."""
 
     def add(self, key: str, value: str, ttl: int) -> bool:
         """Set only if absent (or expired); True if this call stored it. Atomic."""
 
-    def delete(self, key: str) -> None:
-        """Remove key (and a set of that name); no error if absent."""
+    def delete(self, *keys: str) -> None:
+        """Remove the keys (and sets of those names); no error if absent. Not atomic across keys."""
 
     def touch(self, key: str, ttl: int) -> bool:
         """Reset the TTL of an existing key; False if it does not exist."""
@@ -102,6 +105,9 @@ class RedisEphemeralStore:
     def __init__(self, client: redis.Redis | RedisCluster, prefix: str = "idp:") -> None:
         self._r = client
         self._prefix = prefix
+        # A cluster's MGET and multi-key DEL are split into a pipeline per slot, which bypasses the
+        # retries of `cluster_client` during a failover: there they stay one command per key.
+        self._one_by_one = isinstance(client, redis.RedisCluster)
         self._incr = client.register_script(_INCR_LUA)
         self._sadd = client.register_script(_SADD_LUA)
 
@@ -116,6 +122,12 @@ class RedisEphemeralStore:
         value = self._r.get(self._k(key))
         return None if value is None else _text(value)
 
+    def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        if self._one_by_one or not keys:
+            return [self.get(key) for key in keys]
+        values = self._r.mget([self._k(key) for key in keys])
+        return [None if value is None else _text(value) for value in values]
+
     def take(self, key: str) -> str | None:
         value = self._r.getdel(self._k(key))
         return None if value is None else _text(value)
@@ -124,8 +136,12 @@ class RedisEphemeralStore:
         _check_ttl(ttl)
         return bool(self._r.set(self._k(key), value, ex=ttl, nx=True))
 
-    def delete(self, key: str) -> None:
-        self._r.delete(self._k(key))
+    def delete(self, *keys: str) -> None:
+        if self._one_by_one:
+            for key in keys:
+                self._r.delete(self._k(key))
+        elif keys:
+            self._r.delete(*(self._k(key) for key in keys))
 
     def touch(self, key: str, ttl: int) -> bool:
         _check_ttl(ttl)
@@ -192,6 +208,14 @@ class SqlEphemeralStore:
         with self._engine.connect() as conn:
             return conn.execute(select(_T.c.value).where(self._live(key))).scalar_one_or_none()
 
+    def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        if not keys:
+            return []
+        live = and_(_T.c.key.in_(set(keys)), _T.c.expires_at > self._now())
+        with self._engine.connect() as conn:
+            found = {key: value for key, value in conn.execute(select(_T.c.key, _T.c.value).where(live))}
+        return [found.get(key) for key in keys]
+
     def take(self, key: str) -> str | None:
         with self._engine.begin() as conn:
             return conn.execute(delete(_T).where(self._live(key)).returning(_T.c.value)).scalar_one_or_none()
@@ -204,9 +228,11 @@ class SqlEphemeralStore:
         with self._engine.begin() as conn:
             return conn.execute(stmt.returning(_T.c.key)).first() is not None
 
-    def delete(self, key: str) -> None:
+    def delete(self, *keys: str) -> None:
+        if not keys:
+            return
         with self._engine.begin() as conn:
-            conn.execute(delete(_T).where(_T.c.key == key))
+            conn.execute(delete(_T).where(_T.c.key.in_(set(keys))))
 
     def touch(self, key: str, ttl: int) -> bool:
         expires = self._expiry(ttl)

@@ -170,6 +170,18 @@ def test_set_get_and_overwrite(h: Harness) -> None:
     assert remaining is not None and 60 < remaining <= 120
 
 
+def test_get_many_answers_each_key_in_order(h: Harness) -> None:
+    store = h.store
+    store.set("m1", "one", 60)
+    store.set("m2", "两", 60)
+    store.set("short", "gone soon", 1)
+    store.set("m3", "three", 60)
+    assert store.get_many([]) == []
+    assert store.get_many(["m3", "absent", "m1", "m2", "m1"]) == ["three", None, "one", "两", "one"]
+    h.advance(1.1)
+    assert store.get_many(["short", "m1"]) == [None, "one"]  # an expired key reads as absent
+
+
 def test_values_round_trip_as_str(store: EphemeralStore) -> None:
     value = '{"sub": "Zhang Wei 张伟", "nonce": "ä\\u00df"}'
     store.set("json", value, 60)
@@ -332,6 +344,16 @@ def test_delete_removes_key_and_set(store: EphemeralStore) -> None:
     assert store.get("k") is None
     assert store.smembers("s") == set()
     assert store.get("s2") == "kept"
+
+
+def test_delete_of_several_keys(store: EphemeralStore) -> None:
+    for key in ("d1", "d2", "d3", "d4"):
+        store.set(key, "v", 60)
+    store.sadd("dset", "a", 60)
+    store.delete("d1", "absent", "d3", "dset")
+    store.delete()  # nothing named: nothing happens
+    assert store.get_many(["d1", "d2", "d3", "d4"]) == [None, "v", None, "v"]
+    assert store.smembers("dset") == set()
 
 
 # --- touch, ttl validation, purge --------------------------------------------------------------------
