@@ -105,8 +105,9 @@ class RedisEphemeralStore:
     def __init__(self, client: redis.Redis | RedisCluster, prefix: str = "idp:") -> None:
         self._r = client
         self._prefix = prefix
-        # A cluster's MGET and multi-key DEL are split into a pipeline per slot, which bypasses the
-        # retries of `cluster_client` during a failover: there they stay one command per key.
+        # redis-py's cluster client sends MGET and DEL (even of one key) as a pipeline per slot,
+        # which bypasses the retries of `cluster_client` during a failover: on a cluster they are
+        # plain one-key commands instead, routed and retried like GET.
         self._one_by_one = isinstance(client, redis.RedisCluster)
         self._incr = client.register_script(_INCR_LUA)
         self._sadd = client.register_script(_SADD_LUA)
@@ -139,7 +140,7 @@ class RedisEphemeralStore:
     def delete(self, *keys: str) -> None:
         if self._one_by_one:
             for key in keys:
-                self._r.delete(self._k(key))
+                self._r.execute_command("DEL", self._k(key))
         elif keys:
             self._r.delete(*(self._k(key) for key in keys))
 
