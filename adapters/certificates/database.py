@@ -24,6 +24,7 @@ class Database:
         self.engine = create_engine(url)
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_foreign_keys)
+        self.sealer = sealer
         self.sessions = sessionmaker(self.engine, expire_on_commit=False, info={"key_sealer": sealer})
 
     def create_tables(self) -> None:

@@ -44,14 +44,9 @@ _BY_NAME_OR_PHONE = (
     PERSONS.c.username == bindparam("identifier"),
     PERSONS.c.phone_number == bindparam("identifier"),
 )
-FIND_ACCOUNT: Select[Any] = (
-    select(*PERSON_COLUMNS, PERSONS.c.password_hash).where(or_(*_BY_NAME_OR_PHONE)).limit(1)
-)
-FIND_ACCOUNT_OR_ID: Select[Any] = (
-    select(*PERSON_COLUMNS, PERSONS.c.password_hash)
-    .where(or_(*_BY_NAME_OR_PHONE, PERSONS.c.id_number_index == bindparam("index")))
-    .limit(1)
-)
+_ACCOUNT: Select[Any] = select(*PERSON_COLUMNS, PERSONS.c.password_hash).limit(1)
+FIND_ACCOUNT = _ACCOUNT.where(or_(*_BY_NAME_OR_PHONE))
+FIND_ACCOUNT_OR_ID = _ACCOUNT.where(or_(*_BY_NAME_OR_PHONE, PERSONS.c.id_number_index == bindparam("index")))
 
 MAX_PAGE = 200
 

@@ -302,9 +302,7 @@ def test_department_private_keys_are_stored_sealed(
     issued = issue(client, fake_provider)
     ((kid, stored),) = key_rows(app).items()
     assert stored.startswith("sealed.v1.") and '"d"' not in stored and "P-256" not in stored
-    private = json.loads(
-        app.extensions["certificates"].db.sessions.kw["info"]["key_sealer"].open(kid, stored)
-    )
+    private = json.loads(app.extensions["certificates"].db.sealer.open(kid, stored))
     assert private["kty"] == "EC" and private["d"]  # the seal opens to the key that signed
     assert verify(client, licence=issued["signature"])["valid"] is True
 
@@ -314,7 +312,7 @@ def test_a_sealed_key_opens_only_under_its_own_kid(
 ) -> None:
     issue(client, fake_provider)
     ((kid, stored),) = key_rows(app).items()
-    sealer = app.extensions["certificates"].db.sessions.kw["info"]["key_sealer"]
+    sealer = app.extensions["certificates"].db.sealer
     with pytest.raises(SealingError, match="does not open"):
         sealer.open("HEALTH-FZ.0000000000000000", stored)  # copied onto another key's row
     tampered = stored[:-4] + ("AAAA" if not stored.endswith("AAAA") else "BBBB")
@@ -327,7 +325,7 @@ def test_plain_keys_from_before_sealing_are_sealed_at_start_and_still_sign(
 ) -> None:
     issued = issue(client, fake_provider)
     ((kid, stored),) = key_rows(app).items()
-    plain = app.extensions["certificates"].db.sessions.kw["info"]["key_sealer"].open(kid, stored)
+    plain = app.extensions["certificates"].db.sealer.open(kid, stored)
     with app.extensions["certificates"].db.transaction() as session:
         session.get(IssuerKey, kid).private_jwk = plain  # as an older release wrote it
     restarted = create_app({**app_config(tmp_path, fake_provider), "TESTING": True})
