@@ -34,10 +34,42 @@ def need_redis_processes(has_redis: bool, **binaries: str | None) -> None:
         pytest.skip(f"no {' or '.join(missing)}")
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A loopback port that is free now, for a server started a moment later. A topology picks all
+    its ports (a cluster: twelve, with the bus ports) before its servers bind them, so a port the
+    kernel lends to an outgoing connection meanwhile (the tests' own, to PostgreSQL and Redis) once
+    kept a node from starting. So: below the kernel's ephemeral range, which outgoing connections
+    never take; in a band of its own per xdist worker; never twice in one process."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) if worker.isdigit() else 0
+    low, high = 20000, _ephemeral_low()
+    if high - low < 800:  # an unusual ephemeral range: take what the kernel gives
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+    band = (high - low) // 8
+    start = low + (index % 8) * band
+    for port in range(start, min(start + band, high)):
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise AssertionError(f"no free loopback port in {start}-{start + band}")
 
 
 @dataclass
